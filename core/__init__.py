@@ -1,0 +1,8 @@
+"""Alphabet Soup Screening core: everything the dashboard does, without any UI."""
+
+import os
+
+# Quiet TensorFlow's C++ start-up chatter before anything imports it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # also keeps CPU results reproducible

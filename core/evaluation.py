@@ -1,0 +1,173 @@
+"""Evaluation: the numbers and curve points the Compare page and the CLI report.
+
+Everything returns plain dicts/DataFrames (JSON-ready) so results can be stored inside a
+model bundle and re-plotted without the model.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn import metrics as skm
+
+
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """ECE over equal-width probability bins: mean |accuracy - confidence|, weighted by size."""
+    y = np.asarray(y, dtype=float)
+    p = np.asarray(p, dtype=float)
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(p, edges[1:-1], right=False), 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            total += mask.sum() * abs(y[mask].mean() - p[mask].mean())
+    return float(total / max(len(y), 1))
+
+
+def calibration_bins(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict]:
+    """Reliability-diagram points: per bin, mean predicted, observed rate and count."""
+    y = np.asarray(y, dtype=float)
+    p = np.asarray(p, dtype=float)
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    out = []
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            out.append(
+                {
+                    "bin_low": float(edges[b]),
+                    "bin_high": float(edges[b + 1]),
+                    "mean_predicted": float(p[mask].mean()),
+                    "observed_rate": float(y[mask].mean()),
+                    "count": int(mask.sum()),
+                }
+            )
+    return out
+
+
+def _thin(arrays: list[np.ndarray], max_points: int = 200) -> list[list[float]]:
+    n = len(arrays[0])
+    keep = (
+        np.unique(np.linspace(0, n - 1, min(n, max_points)).round().astype(int)) if n else np.array([], int)
+    )
+    return [[float(v) for v in a[keep]] for a in arrays]
+
+
+def _safe(value: float) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def classification_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict:
+    """Accuracy, AUC, log loss, Brier, precision/recall/F1, ECE and the confusion matrix."""
+    y = np.asarray(y).astype(int)
+    p = np.clip(np.asarray(p, dtype=float), 1e-7, 1 - 1e-7)
+    if len(y) == 0:
+        return {"n": 0, "threshold": float(threshold)}
+    pred = (p >= threshold).astype(int)
+    tn, fp, fn, tp = skm.confusion_matrix(y, pred, labels=[0, 1]).ravel()
+    both = len(np.unique(y)) == 2
+    return {
+        "n": len(y),
+        "base_rate": _safe(y.mean()),
+        "threshold": float(threshold),
+        "accuracy": _safe(skm.accuracy_score(y, pred)),
+        "roc_auc": _safe(skm.roc_auc_score(y, p)) if both else None,
+        "log_loss": _safe(skm.log_loss(y, p, labels=[0, 1])),
+        "brier": _safe(skm.brier_score_loss(y, p)),
+        "precision": _safe(skm.precision_score(y, pred, zero_division=0)),
+        "recall": _safe(skm.recall_score(y, pred, zero_division=0)),
+        "f1": _safe(skm.f1_score(y, pred, zero_division=0)),
+        "ece": _safe(expected_calibration_error(y, p)),
+        "confusion": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
+    }
+
+
+def curve_points(y: np.ndarray, p: np.ndarray) -> dict:
+    """ROC and precision-recall curve points (thinned to ~200) and calibration bins."""
+    y = np.asarray(y).astype(int)
+    out: dict = {"calibration": calibration_bins(y, p)}
+    if len(np.unique(y)) == 2:
+        fpr, tpr, _ = skm.roc_curve(y, p)
+        prec, rec, _ = skm.precision_recall_curve(y, p)
+        fpr_t, tpr_t = _thin([fpr, tpr])
+        rec_t, prec_t = _thin([rec[::-1], prec[::-1]])
+        out["roc"] = {"fpr": fpr_t, "tpr": tpr_t}
+        out["pr"] = {"recall": rec_t, "precision": prec_t}
+    return out
+
+
+def evaluate_predictions(
+    y: np.ndarray, p: np.ndarray, threshold: float = 0.5, seen: np.ndarray | None = None
+) -> dict:
+    """Full report for one split; with ``seen`` also for repeat vs first-time organisations."""
+    report = classification_metrics(y, p, threshold)
+    report["curves"] = curve_points(y, p)
+    if seen is not None:
+        seen = np.asarray(seen, dtype=bool)
+        report["seen_organisations"] = classification_metrics(y[seen], p[seen], threshold)
+        report["new_organisations"] = classification_metrics(y[~seen], p[~seen], threshold)
+    return report
+
+
+def metrics_at_threshold(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
+    """Confusion matrix and rates at any threshold (the Compare page's slider)."""
+    return classification_metrics(y, p, threshold)
+
+
+def mcnemar(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> dict:
+    """McNemar's exact test on paired predictions: do two models err on different rows?"""
+    y = np.asarray(y).astype(int)
+    a_right = np.asarray(pred_a).astype(int) == y
+    b_right = np.asarray(pred_b).astype(int) == y
+    only_a = int(np.sum(a_right & ~b_right))
+    only_b = int(np.sum(~a_right & b_right))
+    n = only_a + only_b
+    p_value = float(stats.binomtest(only_a, n, 0.5).pvalue) if n else 1.0
+    return {"only_a_right": only_a, "only_b_right": only_b, "p_value": p_value}
+
+
+def bootstrap_accuracy_difference(
+    y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, n_boot: int = 2000, random_state: int = 0
+) -> dict:
+    """Accuracy(a) - accuracy(b) with a percentile bootstrap 95% interval over test rows."""
+    y = np.asarray(y).astype(int)
+    diff = (np.asarray(pred_a) == y).astype(float) - (np.asarray(pred_b) == y).astype(float)
+    rng = np.random.default_rng(random_state)
+    idx = rng.integers(0, len(y), size=(n_boot, len(y)))
+    boots = diff[idx].mean(axis=1)
+    low, high = np.percentile(boots, [2.5, 97.5])
+    return {"difference": float(diff.mean()), "ci_low": float(low), "ci_high": float(high)}
+
+
+def summary_row(variant: str, meta: dict) -> dict:
+    """One row of the Compare table from a bundle's metadata."""
+    test = meta.get("metrics", {}).get("test", {})
+    grouped = meta.get("metrics", {}).get("grouped") or {}
+    row = {
+        "variant": variant,
+        "accuracy": test.get("accuracy"),
+        "roc_auc": test.get("roc_auc"),
+        "log_loss": test.get("log_loss"),
+        "brier": test.get("brier"),
+        "precision": test.get("precision"),
+        "recall": test.get("recall"),
+        "f1": test.get("f1"),
+        "ece": test.get("ece"),
+        "new_org_accuracy": (test.get("new_organisations") or {}).get("accuracy"),
+        "grouped_accuracy": grouped.get("accuracy"),
+        "grouped_roc_auc": grouped.get("roc_auc"),
+        "parameters": meta.get("parameters"),
+        "epochs": meta.get("epochs_run"),
+        "train_seconds": meta.get("train_seconds"),
+    }
+    return row
+
+
+def comparison_table(metas: dict[str, dict]) -> pd.DataFrame:
+    """All variants side by side, one row each."""
+    return pd.DataFrame([summary_row(v, m) for v, m in metas.items()])

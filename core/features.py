@@ -1,0 +1,244 @@
+"""Preprocessing: validated applicant rows -> the numeric matrix a network takes.
+
+One :class:`FieldEncoder` per model, followed by a ``StandardScaler``, in an sklearn
+``Pipeline`` fitted on training rows only and saved inside the model bundle. Every output
+column belongs to exactly one source field (``feature_fields_``): the attribution engine
+relies on that to explain at the level of the application form.
+
+Target statistics of NAME (how often a repeat organisation succeeded) are computed
+out-of-fold in ``fit_transform`` so no training row ever sees its own label.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from itertools import pairwise
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.model_selection import KFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from core.schema import CATEGORICAL_FIELDS, NAME_FIELD, TARGET
+
+OTHER = "(other)"
+_TOKEN = re.compile(r"[A-Z0-9]+")
+
+
+def name_tokens(name: str, bigrams: bool = True) -> list[str]:
+    """Words (and adjacent word pairs) of an organisation name, upper-cased."""
+    words = _TOKEN.findall(str(name).upper())
+    if bigrams:
+        return words + [f"{a} {b}" for a, b in pairwise(words)]
+    return words
+
+
+def normalise_name(names: pd.Series) -> pd.Series:
+    """Names as the identity of an organisation: upper case, single spaces."""
+    return names.astype("string").fillna("").str.upper().str.split().str.join(" ").astype(object)
+
+
+def _name_table(names: np.ndarray, y: np.ndarray) -> dict[str, tuple[float, int]]:
+    """Successes and applications per organisation name (blank names excluded)."""
+    stats = pd.DataFrame({"n": names, "y": y}).groupby("n")["y"].agg(["sum", "count"])
+    stats = stats.drop(index="", errors="ignore")
+    return {k: (float(s), int(c)) for k, s, c in stats.itertuples()}
+
+
+class FieldEncoder(BaseEstimator, TransformerMixin):
+    """Encode each source field separately into numeric columns.
+
+    Parameters follow sklearn's rules; learned state ends in ``_``.
+
+    rare_thresholds: per field, categories with fewer training rows go to an "Other" column
+        (the original analysis: APPLICATION_TYPE < 500, CLASSIFICATION < 1000).
+    min_frequency: the same cut-off for every other categorical field.
+    status_numeric: STATUS as one 0/1 column (as the original) instead of one-hot.
+    ask_transform: "raw" (dollars, as the original) or "log" (log1p plus an is-5000 flag).
+    name_words: size of the NAME word/bigram vocabulary (0: NAME not used for words).
+    name_target: add the smoothed success log-odds and log count of the organisation.
+    """
+
+    def __init__(
+        self,
+        rare_thresholds: dict[str, int] | None = None,
+        min_frequency: int = 1,
+        status_numeric: bool = True,
+        ask_transform: str = "raw",
+        name_words: int = 0,
+        name_min_df: int = 2,
+        name_target: bool = False,
+        n_folds: int = 5,
+        smoothing: float = 2.0,
+        random_state: int = 0,
+    ) -> None:
+        self.rare_thresholds = rare_thresholds
+        self.min_frequency = min_frequency
+        self.status_numeric = status_numeric
+        self.ask_transform = ask_transform
+        self.name_words = name_words
+        self.name_min_df = name_min_df
+        self.name_target = name_target
+        self.n_folds = n_folds
+        self.smoothing = smoothing
+        self.random_state = random_state
+
+    # -- fitting -------------------------------------------------------------------------
+    @property
+    def uses_name(self) -> bool:
+        return bool(self.name_words) or self.name_target
+
+    def _cat_fields(self) -> list[str]:
+        fields = list(CATEGORICAL_FIELDS) + ["SPECIAL_CONSIDERATIONS"]
+        if not self.status_numeric:
+            fields.append("STATUS")
+        return fields
+
+    def fit(self, X: pd.DataFrame, y: pd.Series | np.ndarray | None = None) -> FieldEncoder:
+        """Learn categories, vocabulary and name statistics from training rows only."""
+        if TARGET in X.columns or "EIN" in X.columns:
+            X = X.drop(columns=[c for c in (TARGET, "EIN") if c in X.columns])
+        thresholds = self.rare_thresholds or {}
+        self.categories_: dict[str, list[str]] = {}
+        self.has_other_: dict[str, bool] = {}
+        self.seen_values_: dict[str, list[str]] = {}
+        for col in self._cat_fields():
+            counts = X[col].astype(str).value_counts()
+            cut = thresholds.get(col, self.min_frequency)
+            kept = sorted(counts[counts >= cut].index.tolist())
+            self.categories_[col] = kept
+            self.has_other_[col] = bool((counts < cut).any())
+            self.seen_values_[col] = sorted(counts.index.tolist())
+        ask = X["ASK_AMT"].astype(float)
+        self.ask_range_ = (float(ask.min()), float(ask.max()))
+        if self.name_words:
+            names = normalise_name(X[NAME_FIELD]) if NAME_FIELD in X else pd.Series([""] * len(X))
+            df = Counter(tok for n in names for tok in set(name_tokens(n)))
+            common = [t for t, c in df.most_common() if c >= self.name_min_df]
+            self.vocabulary_ = {t: i for i, t in enumerate(sorted(common[: self.name_words]))}
+        if self.name_target:
+            if y is None:
+                raise ValueError("name_target needs the training labels")
+            y = np.asarray(y, dtype=float)
+            names = normalise_name(X[NAME_FIELD]) if NAME_FIELD in X else pd.Series([""] * len(X))
+            self.prior_ = float(y.mean())
+            self.name_stats_ = _name_table(names.to_numpy(), y)
+        self.feature_names_, self.feature_fields_ = self._layout()
+        return self
+
+    def _layout(self) -> tuple[list[str], list[str]]:
+        names: list[str] = []
+        fields: list[str] = []
+
+        def add(field: str, column: str) -> None:
+            names.append(column)
+            fields.append(field)
+
+        for col in self._cat_fields():
+            for v in self.categories_[col]:
+                add(col, f"{col}={v}")
+            if self.has_other_[col]:
+                add(col, f"{col}={OTHER}")
+        if self.status_numeric:
+            add("STATUS", "STATUS")
+        if self.ask_transform == "log":
+            add("ASK_AMT", "log1p(ASK_AMT)")
+            add("ASK_AMT", "ASK_AMT==5000")
+        else:
+            add("ASK_AMT", "ASK_AMT")
+        if self.name_words:
+            for tok in self.vocabulary_:
+                add(NAME_FIELD, f"NAME has '{tok}'")
+        if self.name_target:
+            add(NAME_FIELD, "NAME success log-odds")
+            add(NAME_FIELD, "NAME log count")
+        return names, fields
+
+    # -- transforming --------------------------------------------------------------------
+    def _name_stats(self, names: np.ndarray, stats: dict[str, tuple[float, int]], prior: float) -> np.ndarray:
+        """Smoothed success log-odds and log count per row; unseen names get the prior."""
+        a = self.smoothing
+        codes, uniques = pd.factorize(names)
+        pairs = np.array([stats.get(n, (0.0, 0)) for n in uniques], dtype=float).reshape(-1, 2)
+        p = (pairs[:, 0] + a * prior) / (pairs[:, 1] + a)
+        out = np.column_stack([np.log(p / (1 - p)), np.log1p(pairs[:, 1])]).astype(np.float32)
+        return out[codes]
+
+    def _encode(self, X: pd.DataFrame, name_block: np.ndarray | None) -> np.ndarray:
+        n = len(X)
+        blocks: list[np.ndarray] = []
+        for col in self._cat_fields():
+            values = X[col].astype(str).to_numpy()
+            cats = self.categories_[col]
+            width = len(cats) + int(self.has_other_[col])
+            block = np.zeros((n, width), dtype=np.float32)
+            index = {v: i for i, v in enumerate(cats)}
+            other = len(cats) if self.has_other_[col] else -1
+            pos = np.array([index.get(v, other) for v in values], dtype=np.int64)
+            hit = pos >= 0
+            block[np.flatnonzero(hit), pos[hit]] = 1.0
+            blocks.append(block)
+        if self.status_numeric:
+            blocks.append(X["STATUS"].astype(np.float32).to_numpy()[:, None])
+        ask = X["ASK_AMT"].astype(float).to_numpy()
+        if self.ask_transform == "log":
+            blocks.append(np.log1p(ask).astype(np.float32)[:, None])
+            blocks.append((ask == 5000).astype(np.float32)[:, None])
+        else:
+            blocks.append(ask.astype(np.float32)[:, None])
+        if self.name_words or self.name_target:
+            names = normalise_name(X[NAME_FIELD]).to_numpy() if NAME_FIELD in X else np.array([""] * n)
+        if self.name_words:
+            # Organisations repeat: tokenise each distinct name once.
+            codes, uniques = pd.factorize(names)
+            unique_block = np.zeros((len(uniques), len(self.vocabulary_)), dtype=np.float32)
+            for i, name in enumerate(uniques):
+                for tok in name_tokens(name):
+                    j = self.vocabulary_.get(tok)
+                    if j is not None:
+                        unique_block[i, j] = 1.0
+            blocks.append(unique_block[codes])
+        if self.name_target:
+            blocks.append(
+                name_block
+                if name_block is not None
+                else self._name_stats(names, self.name_stats_, self.prior_)
+            )
+        return np.hstack(blocks)
+
+    def transform(self, X: pd.DataFrame) -> np.ndarray:
+        """Encode rows with what was learned in fit (never refits)."""
+        return self._encode(X, None)
+
+    def fit_transform(
+        self, X: pd.DataFrame, y: pd.Series | np.ndarray | None = None, **_: object
+    ) -> np.ndarray:
+        """Fit, then encode the training rows with out-of-fold name statistics."""
+        self.fit(X, y)
+        if not self.name_target:
+            return self.transform(X)
+        y = np.asarray(y, dtype=float)
+        names = normalise_name(X[NAME_FIELD]).to_numpy() if NAME_FIELD in X else np.array([""] * len(X))
+        block = np.empty((len(X), 2), dtype=np.float32)
+        folds = KFold(self.n_folds, shuffle=True, random_state=self.random_state)
+        for fit_idx, enc_idx in folds.split(names):
+            # Statistics and prior from the other folds only: no row sees its own label.
+            fold_stats = _name_table(names[fit_idx], y[fit_idx])
+            block[enc_idx] = self._name_stats(names[enc_idx], fold_stats, float(y[fit_idx].mean()))
+        return self._encode(X, block)
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        return np.array(self.feature_names_, dtype=object)
+
+
+def make_preprocessor(**encoder_params: object) -> Pipeline:
+    """FieldEncoder + StandardScaler, the whole preprocessing saved with a model."""
+    return Pipeline([("encode", FieldEncoder(**encoder_params)), ("scale", StandardScaler())])
+
+
+def feature_fields(pipeline: Pipeline) -> list[str]:
+    """The source field of every output column of a fitted preprocessor."""
+    return list(pipeline.named_steps["encode"].feature_fields_)

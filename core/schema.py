@@ -1,0 +1,325 @@
+"""The applicant contract: which columns exist, what values they take, and row validation.
+
+Validation never raises for bad rows: it returns a report (accepted rows, rejected rows
+with their line number and reason, warnings) so staff see every row accounted for.
+Problems with the file as a whole are raised as :class:`FileError` with one clear message.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+ID_FIELD = "EIN"
+NAME_FIELD = "NAME"
+TARGET = "IS_SUCCESSFUL"
+
+CATEGORICAL_FIELDS = [
+    "APPLICATION_TYPE",
+    "AFFILIATION",
+    "CLASSIFICATION",
+    "USE_CASE",
+    "ORGANIZATION",
+    "INCOME_AMT",
+]
+FLAG_FIELDS = ["STATUS", "SPECIAL_CONSIDERATIONS"]
+NUMERIC_FIELDS = ["ASK_AMT"]
+REQUIRED_FIELDS = [
+    "APPLICATION_TYPE",
+    "AFFILIATION",
+    "CLASSIFICATION",
+    "USE_CASE",
+    "ORGANIZATION",
+    "STATUS",
+    "INCOME_AMT",
+    "SPECIAL_CONSIDERATIONS",
+    "ASK_AMT",
+]
+OPTIONAL_FIELDS = [ID_FIELD, NAME_FIELD]
+ALL_COLUMNS = [ID_FIELD, NAME_FIELD, *REQUIRED_FIELDS, TARGET]
+
+# Value sets of the Alphabet Soup history. A value outside them is accepted with a
+# warning (the model treats it as its "other" bucket), never rejected.
+KNOWN_VALUES: dict[str, list[str]] = {
+    "APPLICATION_TYPE": [
+        "T3",
+        "T4",
+        "T6",
+        "T5",
+        "T19",
+        "T8",
+        "T7",
+        "T10",
+        "T9",
+        "T13",
+        "T12",
+        "T2",
+        "T25",
+        "T14",
+        "T29",
+        "T15",
+        "T17",
+    ],
+    "AFFILIATION": ["Independent", "CompanySponsored", "Family/Parent", "National", "Regional", "Other"],
+    "USE_CASE": ["Preservation", "ProductDev", "CommunityServ", "Heathcare", "Other"],
+    "ORGANIZATION": ["Trust", "Association", "Co-operative", "Corporation"],
+    "INCOME_AMT": [
+        "0",
+        "1-9999",
+        "10000-24999",
+        "25000-99999",
+        "100000-499999",
+        "1M-5M",
+        "5M-10M",
+        "10M-50M",
+        "50M+",
+    ],
+    "STATUS": ["0", "1"],
+    "SPECIAL_CONSIDERATIONS": ["N", "Y"],
+}
+CLASSIFICATION_PATTERN = re.compile(r"^C\d{4}$")
+
+# Spreadsheets turn the income bracket "1-9999" into a date; map the usual renderings back.
+INCOME_REPAIRS = {
+    "JAN-99": "1-9999",
+    "JAN-9999": "1-9999",
+    "9999-01-01": "1-9999",
+    "1/1/9999": "1-9999",
+    "01/01/9999": "1-9999",
+}
+
+FIELD_LABELS = {
+    "APPLICATION_TYPE": "Application type",
+    "AFFILIATION": "Affiliation",
+    "CLASSIFICATION": "Classification",
+    "USE_CASE": "Use case",
+    "ORGANIZATION": "Organisation type",
+    "STATUS": "Active status",
+    "INCOME_AMT": "Income bracket",
+    "SPECIAL_CONSIDERATIONS": "Special considerations",
+    "ASK_AMT": "Amount asked",
+    "NAME": "Organisation name",
+}
+
+
+MALFORMED = "_FIELD_COUNT"  # set by the reader on rows with more fields than the header
+
+
+class FileError(ValueError):
+    """A problem with the file as a whole (not CSV, empty, missing columns...)."""
+
+
+@dataclass
+class ValidationReport:
+    """Outcome of validating one table: every input row is in exactly one of accepted/rejected."""
+
+    accepted: pd.DataFrame  # typed, clean rows; index = original row position
+    rejected: pd.DataFrame  # columns: line, reason, then the raw input columns
+    warnings: pd.DataFrame  # columns: line, field, message
+    n_input: int
+    extra_columns: list[str] = field(default_factory=list)
+
+    @property
+    def n_accepted(self) -> int:
+        return len(self.accepted)
+
+    @property
+    def n_rejected(self) -> int:
+        return len(self.rejected)
+
+    @property
+    def n_warned(self) -> int:
+        return int(self.warnings["line"].nunique()) if len(self.warnings) else 0
+
+    def summary(self) -> dict:
+        """Counts for a report header; accepted + rejected always equals the input rows."""
+        return {
+            "rows": self.n_input,
+            "accepted": self.n_accepted,
+            "rejected": self.n_rejected,
+            "with_warnings": self.n_warned,
+            "extra_columns_ignored": list(self.extra_columns),
+        }
+
+    def reasons(self) -> pd.DataFrame:
+        """Rejection reasons grouped with counts, most common first."""
+        if self.rejected.empty:
+            return pd.DataFrame({"reason": [], "rows": []})
+        parts = self.rejected["reason"].str.split("; ").explode()
+        out = parts.value_counts().rename_axis("reason").reset_index(name="rows")
+        return out
+
+
+def normalise_header(name: object) -> str:
+    """'  ask amt ' -> 'ASK_AMT': people retype headers with spaces and lower case."""
+    text = str(name).replace("\ufeff", "").strip().upper()
+    return re.sub(r"[\s\-]+", "_", text)
+
+
+def check_duplicates(columns: list[str]) -> None:
+    """Raise FileError naming columns that appear twice (after header normalisation)."""
+    seen: set[str] = set()
+    dups = sorted({c for c in columns if c in seen or seen.add(c)})
+    if dups:
+        raise FileError(f"Duplicate column names: {', '.join(dups)}. Each column must appear once.")
+
+
+def check_columns(columns: list[str], *, need_target: bool = False) -> list[str]:
+    """Raise FileError for duplicate or missing columns; return the extra (ignored) ones."""
+    check_duplicates(columns)
+    required = REQUIRED_FIELDS + ([TARGET] if need_target else [])
+    missing = [c for c in required if c not in columns]
+    if missing:
+        raise FileError(
+            f"Required column{'s' if len(missing) > 1 else ''} missing: {', '.join(missing)}. "
+            f"Expected columns: {', '.join(REQUIRED_FIELDS)} (EIN and NAME optional)."
+        )
+    return [c for c in columns if c not in ALL_COLUMNS]
+
+
+_MONEY_STRIP = r"[\s$,€£']"
+
+
+def parse_amounts(text: pd.Series) -> pd.Series:
+    """'$1,250' -> 1250.0; NaN where the cell is not a finite non-negative number."""
+    cleaned = text.astype("string").fillna("").str.replace(_MONEY_STRIP, "", regex=True)
+    values = pd.to_numeric(cleaned.astype(object).where(cleaned != "", None), errors="coerce")
+    values = values.astype(float)
+    bad = ~np.isfinite(values) | (values < 0)
+    return values.mask(bad)
+
+
+_STATUS = {"0": "0", "1": "1", "0.0": "0", "1.0": "1"}
+_YN = {"Y": "Y", "N": "N", "YES": "Y", "NO": "N"}
+_TARGET = {"0": 0, "1": 1, "0.0": 0, "1.0": 1}
+
+
+def _quote(values: pd.Series) -> pd.Series:
+    return "'" + values.str.slice(0, 30) + "'"
+
+
+def validate(
+    raw: pd.DataFrame,
+    *,
+    known_values: dict[str, list[str]] | None = None,
+    ask_range: tuple[float, float] | None = None,
+    need_target: bool = False,
+    first_line: int = 2,
+) -> ValidationReport:
+    """Check each row of a raw (all-text) table against the contract, vectorised.
+
+    ``known_values`` are the categories the model saw in training (defaults to the
+    declared value sets); ``ask_range`` the training range of ASK_AMT. ``line`` is the row
+    number as a spreadsheet shows it (header = 1); ``first_line`` lets chunks continue it.
+    """
+    raw = raw.copy()
+    raw.columns = [normalise_header(c) for c in raw.columns]
+    ragged = raw.pop(MALFORMED) if MALFORMED in raw.columns else None
+    extra = check_columns(list(raw.columns), need_target=need_target)
+    known = known_values or KNOWN_VALUES
+    n = len(raw)
+    lines = pd.Series(np.arange(first_line, first_line + n), index=raw.index)
+    present = REQUIRED_FIELDS + [c for c in OPTIONAL_FIELDS + [TARGET] if c in raw.columns]
+    text = {c: raw[c].astype("string").fillna("").str.strip() for c in present}
+    reason = pd.Series("", index=raw.index, dtype="string")
+
+    def flag(mask: pd.Series, message: pd.Series | str) -> None:
+        nonlocal reason
+        mask = mask.fillna(False).astype(bool)
+        reason = reason.mask(mask, reason + message + "; ")
+
+    if ragged is not None:
+        width = len(raw.columns)
+        ragged = ragged.astype("string").fillna("")
+        flag(ragged != "", "row has " + ragged + f" fields but the header has {width}")
+    out = pd.DataFrame(index=raw.index)
+    for col in CATEGORICAL_FIELDS:
+        values = text[col]
+        if col == "INCOME_AMT":
+            repaired = values.str.upper().map(INCOME_REPAIRS)
+            values = repaired.fillna(values).astype("string")
+        # 't3' or 'independent' mean the known value: match case-insensitively.
+        canon = {v.upper(): v for v in KNOWN_VALUES.get(col, [])}
+        upper = values.str.upper()
+        base = upper if col == "CLASSIFICATION" else values
+        if canon:
+            mapped = upper.astype(object).map(canon)
+            base = mapped.where(mapped.notna(), base.astype(object))
+        out[col] = base.astype("string")
+    for col in REQUIRED_FIELDS:
+        flag(text[col] == "", f"{col} is missing")
+    status = text["STATUS"].str.upper().map(_STATUS)
+    flag((text["STATUS"] != "") & status.isna(), "STATUS must be 0 or 1 (got " + _quote(text["STATUS"]) + ")")
+    special = text["SPECIAL_CONSIDERATIONS"].str.upper().map(_YN)
+    flag(
+        (text["SPECIAL_CONSIDERATIONS"] != "") & special.isna(),
+        "SPECIAL_CONSIDERATIONS must be Y or N (got " + _quote(text["SPECIAL_CONSIDERATIONS"]) + ")",
+    )
+    ask = parse_amounts(text["ASK_AMT"])
+    flag(
+        (text["ASK_AMT"] != "") & ask.isna(),
+        "ASK_AMT must be a non-negative number (got " + _quote(text["ASK_AMT"]) + ")",
+    )
+    out["STATUS"] = status
+    out["SPECIAL_CONSIDERATIONS"] = special
+    out["ASK_AMT"] = ask
+    if NAME_FIELD in text:
+        out[NAME_FIELD] = text[NAME_FIELD]
+    if ID_FIELD in text:
+        out[ID_FIELD] = text[ID_FIELD]
+
+    warn_parts: list[pd.DataFrame] = []
+
+    def warn(mask: pd.Series, col: str, message: pd.Series | str) -> None:
+        mask = mask.fillna(False).astype(bool)
+        if mask.any():
+            msg = message[mask] if isinstance(message, pd.Series) else message
+            warn_parts.append(pd.DataFrame({"line": lines[mask], "field": col, "message": msg}))
+
+    if TARGET in text:
+        target = text[TARGET].map(_TARGET)
+        bad_target = target.isna()
+        if need_target:
+            flag(bad_target, "IS_SUCCESSFUL must be 0 or 1")
+        else:
+            warn(bad_target & (text[TARGET] != ""), TARGET, "not 0/1; ignored for batch metrics")
+        out[TARGET] = target
+
+    ok = (reason == "").to_numpy()
+    okm = pd.Series(ok, index=raw.index)
+    for col in CATEGORICAL_FIELDS:
+        allowed = known.get(col)
+        if allowed is not None:
+            unseen = ~out[col].isin(allowed)
+        else:
+            unseen = ~out[col].str.fullmatch(CLASSIFICATION_PATTERN.pattern)
+        warn(
+            okm & unseen,
+            col,
+            "value '" + out[col].str.slice(0, 40) + "' never seen in training; treated as 'other'",
+        )
+    if ask_range is not None:
+        lo, hi = ask_range
+        outside = (ask < lo) | (ask > hi)
+        warn(okm & outside, "ASK_AMT", f"outside the training range {lo:,.0f} to {hi:,.0f}")
+
+    accepted = out.loc[ok].copy()
+    accepted["STATUS"] = accepted["STATUS"].astype(int)
+    accepted["ASK_AMT"] = accepted["ASK_AMT"].astype(float)
+    for col in CATEGORICAL_FIELDS + ["SPECIAL_CONSIDERATIONS", NAME_FIELD, ID_FIELD]:
+        if col in accepted:
+            accepted[col] = accepted[col].astype(object)
+    if TARGET in accepted:
+        accepted[TARGET] = accepted[TARGET].astype(int) if need_target else accepted[TARGET].astype("Int64")
+    rejected = raw.loc[~ok].copy()
+    rejected.insert(0, "reason", reason[~ok].str.removesuffix("; ").astype(object))
+    rejected.insert(0, "line", lines[~ok].to_numpy())
+    if warn_parts:
+        warnings = pd.concat(warn_parts, ignore_index=True).sort_values("line", kind="stable")
+        warnings = warnings.reset_index(drop=True)
+    else:
+        warnings = pd.DataFrame({"line": pd.Series(dtype=int), "field": [], "message": []})
+    return ValidationReport(accepted, rejected, warnings, n, extra)

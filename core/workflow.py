@@ -1,0 +1,199 @@
+"""End-to-end jobs shared by the CLI and the app: load a history, train variants, save bundles."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from core import config
+from core.evaluation import evaluate_predictions
+from core.features import normalise_name
+from core.reading import read_table
+from core.registry import save_bundle
+from core.schema import NAME_FIELD, TARGET, FileError, ValidationReport, validate
+from core.synthetic import generate
+from core.training import Progress, TrainedModel, fit_variant, grouped_split, predict_proba, split_rows
+from core.variants import VARIANTS, get_variant
+
+SYNTHETIC_ROWS = 8000
+BACKGROUND_ROWS = 100
+
+
+@dataclass
+class TrainingData:
+    """A validated history ready for training, and where it came from."""
+
+    frame: pd.DataFrame
+    source: str
+    sha256: str
+    report: ValidationReport
+
+
+def load_training_data(source: str | Path | bytes | None = None, name: str | None = None) -> TrainingData:
+    """Read and validate a history with IS_SUCCESSFUL; None means the synthetic demo data."""
+    if source is None:
+        raw = generate(SYNTHETIC_ROWS, random_state=0).astype(str)
+        digest = hashlib.sha256(raw.to_csv(index=False).encode()).hexdigest()
+        label = f"synthetic demo data ({SYNTHETIC_ROWS} rows, seed 0)"
+    else:
+        blob = (
+            source
+            if isinstance(source, bytes)
+            else Path(source).read_bytes()
+            if Path(source).is_file()
+            else None
+        )
+        if blob is None:
+            raise FileError(f"File not found: {source}")
+        raw = read_table(blob)
+        digest = hashlib.sha256(blob).hexdigest()
+        label = name or (Path(source).name if not isinstance(source, bytes) else "uploaded file")
+    report = validate(raw, need_target=True)
+    frame = report.accepted.reset_index(drop=True)
+    if len(frame) < 50:
+        raise FileError(f"Only {len(frame)} valid rows with IS_SUCCESSFUL; training needs at least 50.")
+    if frame[TARGET].nunique() < 2:
+        raise FileError("IS_SUCCESSFUL has only one value; training needs both successes and failures.")
+    return TrainingData(frame, label, digest, report)
+
+
+def _library_versions() -> dict[str, str]:
+    import keras
+    import sklearn
+    import tensorflow as tf
+
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "scikit-learn": sklearn.__version__,
+        "pandas": pd.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def _seen(train: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
+    known = set(normalise_name(train[NAME_FIELD])) - {""} if NAME_FIELD in train else set()
+    if NAME_FIELD not in rows:
+        return np.zeros(len(rows), dtype=bool)
+    return normalise_name(rows[NAME_FIELD]).isin(known).to_numpy()
+
+
+def evaluate_grouped(spec_name: str, frame: pd.DataFrame, seed: int = 0) -> dict:
+    """Refit a variant on a split by organisation NAME and score organisations never seen."""
+    spec = get_variant(spec_name)
+    splits = grouped_split(frame, seed)
+    trained = fit_variant(spec, frame.iloc[splits.train], frame.iloc[splits.val], seed)
+    test = frame.iloc[splits.test]
+    p = predict_proba(trained.pipeline, trained.model, test)
+    report = evaluate_predictions(test[TARGET].to_numpy(), p)
+    report.pop("curves")
+    return report
+
+
+def train_variants(
+    data: TrainingData,
+    variants: list[str] | None = None,
+    seed: int = 0,
+    models_dir: Path | None = None,
+    progress: Progress | None = None,
+    grouped: bool = False,
+    max_epochs: int | None = None,
+) -> dict[str, dict]:
+    """Train, evaluate and save each variant; returns their metadata keyed by name.
+
+    ``max_epochs`` caps every variant's epochs (tests and quick demos).
+    """
+    models_dir = Path(models_dir or config.models_dir())
+    names = variants or list(VARIANTS)
+    specs = [get_variant(n) for n in names]
+    frame = data.frame
+    y = frame[TARGET].to_numpy()
+    splits = split_rows(y, seed)
+    train, val, test = (frame.iloc[s] for s in (splits.train, splits.val, splits.test))
+    results: dict[str, dict] = {}
+    for spec in specs:
+        trained = fit_variant(spec, train, val, seed, progress, epochs=max_epochs)
+        meta, test_frame = _describe(trained, data, train, val, test, seed)
+        if grouped:
+            meta["metrics"]["grouped"] = evaluate_grouped(spec.name, frame, seed)
+        background = train.sample(min(BACKGROUND_ROWS, len(train)), random_state=seed)
+        save_bundle(
+            models_dir,
+            spec.name,
+            model=trained.model,
+            pipeline=trained.pipeline,
+            meta=meta,
+            history=trained.history,
+            test_predictions=test_frame,
+            background=background.drop(columns=[TARGET]).reset_index(drop=True),
+            training_names=pd.Series(sorted(set(normalise_name(train[NAME_FIELD])) - {""}), dtype=object)
+            if NAME_FIELD in train
+            else pd.Series([], dtype=object),
+        )
+        results[spec.name] = meta
+    return results
+
+
+def _describe(
+    trained: TrainedModel,
+    data: TrainingData,
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    test: pd.DataFrame,
+    seed: int,
+) -> tuple[dict, pd.DataFrame]:
+    spec = trained.spec
+    encoder = trained.pipeline.named_steps["encode"]
+    p_val = predict_proba(trained.pipeline, trained.model, val)
+    p_test = predict_proba(trained.pipeline, trained.model, test)
+    seen = _seen(train, test)
+    threshold = 0.5
+    created = datetime.now(UTC)
+    meta = {
+        "variant": spec.name,
+        "label": spec.label,
+        "description": spec.description,
+        "version": f"{spec.name}-{created:%Y%m%d%H%M%S}-{uuid.uuid4().hex[:6]}",
+        "created": created.isoformat(timespec="seconds"),
+        "seed": seed,
+        "training_data": {
+            "source": data.source,
+            "synthetic": data.source.startswith("synthetic"),
+            "sha256": data.sha256,
+            "rows": len(data.frame),
+            "rejected_rows": data.report.n_rejected,
+        },
+        "splits": {"train": len(train), "validation": len(val), "test": len(test), "kind": "random"},
+        "feature_fields": list(encoder.feature_fields_),
+        "feature_names": list(encoder.feature_names_),
+        "uses_name": spec.uses_name,
+        "known_values": dict(encoder.seen_values_),
+        "ask_range": list(encoder.ask_range_),
+        "threshold": threshold,
+        "temperature": trained.temperature,
+        "parameters": int(trained.model.count_params()),
+        "epochs_run": len(trained.history.get("loss", [])),
+        "best_epoch": trained.best_epoch,
+        "train_seconds": round(trained.seconds, 2),
+        "background_rows": min(BACKGROUND_ROWS, len(train)),
+        "spec": spec.to_dict(),
+        "library_versions": _library_versions(),
+        "metrics": {
+            "validation": evaluate_predictions(val[TARGET].to_numpy(), p_val, threshold),
+            "test": evaluate_predictions(test[TARGET].to_numpy(), p_test, threshold, seen=seen),
+        },
+    }
+    meta["metrics"]["validation"].pop("curves")
+    test_frame = test.copy()
+    test_frame.insert(0, "row", test.index.to_numpy())
+    test_frame["success_probability"] = p_test
+    test_frame["seen_organisation"] = seen
+    return meta, test_frame.reset_index(drop=True)

@@ -1,0 +1,56 @@
+"""Shared fixtures: tiny synthetic data and tiny trained bundles in a temporary home."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from core import config
+from core.synthetic import generate
+
+REAL_DATA = config.SHARED_TRAIN_CSV
+
+
+@pytest.fixture(scope="session")
+def synthetic_df() -> pd.DataFrame:
+    return generate(1500, random_state=7)
+
+
+@pytest.fixture(scope="session")
+def clean_df(synthetic_df: pd.DataFrame) -> pd.DataFrame:
+    """Validated, typed rows (what training and scoring see)."""
+    from core.schema import validate
+
+    return validate(synthetic_df.astype(str), need_target=True).accepted.reset_index(drop=True)
+
+
+@pytest.fixture(scope="session")
+def screening_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory with every variant trained briefly on synthetic data."""
+    from core.workflow import load_training_data, train_variants
+
+    home = tmp_path_factory.mktemp("home")
+    csv = home / "history.csv"
+    generate(1500, random_state=3).to_csv(csv, index=False)
+    old = os.environ.get("SCREENING_HOME")
+    os.environ["SCREENING_HOME"] = str(home)
+    try:
+        train_variants(load_training_data(csv), seed=0, models_dir=home / "models", max_epochs=4)
+    finally:
+        if old is None:
+            os.environ.pop("SCREENING_HOME", None)
+        else:
+            os.environ["SCREENING_HOME"] = old
+    return home
+
+
+@pytest.fixture(scope="session")
+def models_dir(screening_home: Path) -> Path:
+    return screening_home / "models"
+
+
+def csv_bytes(frame: pd.DataFrame, **kwargs: object) -> bytes:
+    return frame.to_csv(index=False, **kwargs).encode("utf-8")

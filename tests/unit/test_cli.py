@@ -1,0 +1,88 @@
+"""The CLI contract: train, score, evaluate; user errors are one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from core import config
+from core.cli import main
+from core.synthetic import generate, sample_applicants
+
+
+def test_train_score_evaluate(tmp_path: Path, capsys) -> None:
+    history = tmp_path / "history.csv"
+    generate(800, random_state=9).to_csv(history, index=False)
+    models = tmp_path / "models"
+    assert main(["train", "--data", str(history), "--models-dir", str(models), "--variants", "baseline,tuned",
+                 "--seed", "1", "--quiet"]) == 0  # fmt: skip
+    assert {p.name for p in models.iterdir()} == {"baseline", "tuned"}
+    out = capsys.readouterr().out
+    assert "baseline" in out and "acc" in out
+
+    applicants = tmp_path / "applicants.csv"
+    raw = sample_applicants(40).astype(str)
+    raw.loc[5, "STATUS"] = "x"
+    raw.to_csv(applicants, index=False)
+    scored, rejects = tmp_path / "scored.csv", tmp_path / "rejects.csv"
+    assert main(["score", "--input", str(applicants), "--output", str(scored), "--models-dir", str(models),
+                 "--variant", "baseline", "--rejects", str(rejects)]) == 0  # fmt: skip
+    result = pd.read_csv(scored)
+    assert len(result) == 39 and {"success_probability", "predicted_success"} <= set(result.columns)
+    assert len(pd.read_csv(rejects)) == 1
+
+    labelled = tmp_path / "labelled.csv"
+    generate(300, random_state=10).to_csv(labelled, index=False)
+    capsys.readouterr()
+    assert main(["evaluate", "--input", str(labelled), "--models-dir", str(models)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["rows"] == 300
+    assert 0 <= report["overall"]["accuracy"] <= 1
+    assert {"seen_organisations", "new_organisations"} <= set(report)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["score", "--input", "/nonexistent.csv", "--output", "/tmp/x.csv"], "not found"),
+        (["train", "--variants", "baseline,nope"], "unknown variant"),
+    ],
+)
+def test_user_errors_are_one_line(argv: list[str], message: str, capsys, models_dir: Path) -> None:
+    assert main([*argv, "--models-dir", str(models_dir)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_score_without_models_explains_how_to_train(tmp_path: Path, capsys) -> None:
+    src = tmp_path / "a.csv"
+    sample_applicants(5).to_csv(src, index=False)
+    assert main(["score", "--input", str(src), "--output", str(tmp_path / "o.csv"),
+                 "--models-dir", str(tmp_path / "none")]) == 2  # fmt: skip
+    assert "python -m core train" in capsys.readouterr().err
+
+
+def test_module_entry_point_exits_nonzero_on_bad_file(tmp_path: Path, models_dir: Path) -> None:
+    bad = tmp_path / "image.csv"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    proc = subprocess.run(
+        [sys.executable, "-m", "core", "score", "--input", str(bad), "--output", str(tmp_path / "o.csv"),
+         "--models-dir", str(models_dir)],
+        capture_output=True, text=True, cwd=config.PROJECT_ROOT, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "PNG image" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_sample_file_is_synthetic_and_scorable(models_dir: Path, tmp_path: Path) -> None:
+    sample = pd.read_csv(config.SAMPLE_APPLICANTS)
+    assert 100 <= len(sample) <= 1000 and "IS_SUCCESSFUL" not in sample
+    out = tmp_path / "o.csv"
+    assert main(["score", "--input", str(config.SAMPLE_APPLICANTS), "--output", str(out),
+                 "--models-dir", str(models_dir)]) == 0  # fmt: skip
+    assert len(pd.read_csv(out)) == len(sample)

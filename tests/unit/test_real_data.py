@@ -1,0 +1,21 @@
+"""Integration on the real Alphabet Soup history (present in CI under ../shared)."""
+
+from __future__ import annotations
+
+import pytest
+
+from core import config
+from core.workflow import load_training_data, train_variants
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not config.SHARED_TRAIN_CSV.exists(), reason="real history not available"),
+]
+
+
+def test_baseline_reaches_the_published_accuracy(tmp_path) -> None:
+    data = load_training_data(config.SHARED_TRAIN_CSV)
+    meta = train_variants(data, ["baseline"], seed=0, models_dir=tmp_path)["baseline"]
+    acc = meta["metrics"]["test"]["accuracy"]
+    assert 0.70 <= acc <= 0.75, acc
+    assert meta["training_data"]["rows"] == len(data.frame) > 27000
