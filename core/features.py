@@ -234,9 +234,30 @@ class FieldEncoder(BaseEstimator, TransformerMixin):
         return np.array(self.feature_names_, dtype=object)
 
 
-def make_preprocessor(**encoder_params: object) -> Pipeline:
-    """FieldEncoder + StandardScaler, the whole preprocessing saved with a model."""
-    return Pipeline([("encode", FieldEncoder(**encoder_params)), ("scale", StandardScaler())])
+class BinaryAwareScaler(StandardScaler):
+    """StandardScaler that leaves 0/1 indicator columns as they are.
+
+    Standardising a word indicator seen in 2 of 20,000 rows multiplies it by ~100, which
+    lets rare words dominate; numeric columns are still centred and scaled.
+    """
+
+    def fit(self, X: np.ndarray, y: object = None, sample_weight: object = None) -> BinaryAwareScaler:
+        super().fit(X, y, sample_weight)
+        binary = np.all((X == 0) | (X == 1), axis=0)
+        self.mean_ = np.where(binary, 0.0, self.mean_)
+        self.scale_ = np.where(binary, 1.0, self.scale_)
+        self.binary_ = binary
+        return self
+
+
+def make_preprocessor(scale: str = "all", **encoder_params: object) -> Pipeline:
+    """FieldEncoder + scaler, the whole preprocessing saved with a model.
+
+    ``scale="all"`` standardises every column (the original analysis); ``"numeric"``
+    leaves indicator columns as 0/1.
+    """
+    scaler = BinaryAwareScaler() if scale == "numeric" else StandardScaler()
+    return Pipeline([("encode", FieldEncoder(**encoder_params)), ("scale", scaler)])
 
 
 def feature_fields(pipeline: Pipeline) -> list[str]:

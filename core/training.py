@@ -166,7 +166,7 @@ def fit_variant(
     """Fit the preprocessor on ``train_df`` only, then the network with early stopping."""
     started = time.perf_counter()
     set_seed(seed)
-    pipeline = make_preprocessor(**spec.encoder, random_state=seed)
+    pipeline = make_preprocessor(spec.scale, **spec.encoder, random_state=seed)
     x_train = pipeline.fit_transform(train_df, train_df[TARGET].to_numpy()).astype(np.float32)
     x_val = pipeline.transform(val_df).astype(np.float32)
     y_train = train_df[TARGET].to_numpy().astype(np.float32)

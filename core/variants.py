@@ -28,6 +28,7 @@ class VariantSpec:
     label: str
     description: str
     encoder: dict = field(default_factory=lambda: dict(BASELINE_ENCODER))
+    scale: str = "all"  # "all" columns standardised (original) or "numeric" (indicators stay 0/1)
     hidden: tuple[tuple[int, str], ...] = ((10, "tanh"), (8, "tanh"))
     l2: float = 0.0
     batchnorm: bool = False
@@ -83,6 +84,7 @@ VARIANTS: dict[str, VariantSpec] = {
             "Dense(64, relu) → Dropout → Dense(32, relu) → Dense(1, sigmoid), L2, "
             "early stopping, temperature-calibrated.",
             encoder=TUNED_ENCODER,
+            scale="numeric",
             hidden=((64, "relu"), (32, "relu")),
             l2=1e-4,
             dropout=0.3,

@@ -1,0 +1,25 @@
+"""Shared bits for the benchmarks: where the real history is, peak memory."""
+
+from __future__ import annotations
+
+import resource
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from core import config  # noqa: E402
+
+DATA = config.SHARED_TRAIN_CSV
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def require_data() -> Path:
+    if not DATA.exists():
+        sys.exit(f"benchmark needs the real history at {DATA}")
+    return DATA

@@ -1,0 +1,93 @@
+"""Score a 1,000,000-row file made by resampling the real history.
+
+Reports wall time and peak memory of ``core.scoring.score_file`` (goal: <= 15 s, <= 2 GB)
+and the ratio against the naive way (read all, pd.get_dummies, model.predict).
+
+    .venv/bin/python bench/score.py [--rows N] [--variant NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from _common import ROOT, peak_rss_mb, require_data
+
+CHILD = """
+import sys, time, resource
+sys.path.insert(0, {root!r})
+mode, models, variant, src, out = sys.argv[1:6]
+from core.registry import load_bundle
+bundle = load_bundle(models, variant)
+started = time.perf_counter()
+if mode == "ours":
+    from core.scoring import score_file
+    score_file(bundle, src, out)
+else:
+    import numpy as np, pandas as pd
+    df = pd.read_csv(src)
+    x = pd.get_dummies(df.drop(columns=["EIN", "NAME"]))
+    x = x.reindex(columns=range(len(bundle.meta["feature_names"])), fill_value=0).astype("float32")
+    p = bundle.model.predict(x.to_numpy(), verbose=0)
+    df.assign(p=p[:, 0]).to_csv(out, index=False)
+wall = time.perf_counter() - started
+print(wall, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def run(mode: str, models: Path, variant: str, src: Path, out: Path) -> tuple[float, float]:
+    code = CHILD.format(root=str(ROOT))
+    proc = subprocess.run(
+        [sys.executable, "-c", code, mode, str(models), variant, str(src), str(out)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    wall, peak = proc.stdout.split()[-2:]
+    return float(wall), float(peak)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--variant", default="baseline")
+    args = parser.parse_args()
+    import pandas as pd
+
+    from core.workflow import load_training_data, train_variants
+
+    data_path = require_data()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        variants = sorted({args.variant, "tuned"})
+        train_variants(load_training_data(data_path), variants, models_dir=tmp / "models")
+        big = (
+            pd.read_csv(data_path)
+            .drop(columns=["IS_SUCCESSFUL"])
+            .sample(args.rows, replace=True, random_state=0)
+        )
+        src = tmp / "big.csv"
+        big.to_csv(src, index=False)
+        del big
+        print(f"{args.rows:,} rows, {src.stat().st_size / 1e6:.0f} MB")
+        for variant in variants:
+            wall, peak = run("ours", tmp / "models", variant, src, tmp / "out.csv")
+            print(
+                f"core.scoring.score_file [{variant}]: {wall:.1f} s, peak {peak:.0f} MB "
+                "(goals <= 15 s, <= 2048 MB)"
+            )
+        try:
+            naive_wall, naive_peak = run("naive", tmp / "models", args.variant, src, tmp / "naive.csv")
+            ours_wall, _ = run("ours", tmp / "models", args.variant, src, tmp / "out.csv")
+            print(
+                f"naive read-all + get_dummies + model.predict [{args.variant}]: {naive_wall:.1f} s, "
+                f"peak {naive_peak:.0f} MB; ours is {naive_wall / ours_wall:.1f}x faster"
+            )
+        except subprocess.CalledProcessError as err:
+            print(f"naive way failed: {err.stderr.strip().splitlines()[-1]}")
+    print(f"bench process peak {peak_rss_mb():.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
