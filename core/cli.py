@@ -137,6 +137,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from core.explain import FieldExplainer, explanation_frame
+    from core.reading import read_table
+    from core.schema import validate
+    from core.scoring import to_csv_bytes
+
+    bundle = _bundle(args)
+    raw = read_table(args.input)
+    if args.rows is not None:
+        raw = raw.iloc[: max(args.rows, 0)]
+    report = validate(raw, known_values=bundle.known_values, ask_range=bundle.ask_range)
+    accepted = report.accepted
+    attr = FieldExplainer(bundle).explain(accepted)
+    frame = explanation_frame(raw.loc[accepted.index].drop(columns=["_FIELD_COUNT"], errors="ignore"), attr)
+    Path(args.output).write_bytes(to_csv_bytes(frame))
+    print(
+        f"{report.n_input} rows: {report.n_accepted} explained, {report.n_rejected} rejected "
+        f"(model {bundle.variant}, base value {attr.base_value:.3f}, {len(attr.fields)} fields)",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def cmd_ensure_models(args: argparse.Namespace) -> int:
     """Train the default variants on the demo data unless healthy bundles already exist."""
     from core.registry import list_metas
@@ -192,6 +215,14 @@ def build_parser() -> argparse.ArgumentParser:
     models_opt(p)
     p.add_argument("--variant")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("explain", help="per-field SHAP attributions and reasons for each applicant")
+    p.add_argument("--input", required=True)
+    p.add_argument("--output", required=True)
+    models_opt(p)
+    p.add_argument("--variant")
+    p.add_argument("--rows", type=int, help="explain only the first N rows")
+    p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("ensure-models", help="train the default variants on demo data if missing")
     p.add_argument("--data")

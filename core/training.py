@@ -148,7 +148,7 @@ def _fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return float(min(grid, key=nll))
 
 
-def _apply_temperature(model: keras.Model, temperature: float) -> None:
+def apply_temperature(model: keras.Model, temperature: float) -> None:
     """Fold 1/T into the output layer so the saved model is calibrated by itself."""
     out = model.get_layer("output")
     kernel, bias = out.get_weights()
@@ -158,19 +158,25 @@ def _apply_temperature(model: keras.Model, temperature: float) -> None:
 def fit_variant(
     spec: VariantSpec,
     train_df: pd.DataFrame,
-    val_df: pd.DataFrame,
+    val_df: pd.DataFrame | None,
     seed: int = 0,
     progress: Progress | None = None,
     epochs: int | None = None,
 ) -> TrainedModel:
-    """Fit the preprocessor on ``train_df`` only, then the network with early stopping."""
+    """Fit the preprocessor on ``train_df`` only, then the network with early stopping.
+
+    ``val_df=None`` trains for a fixed number of epochs with no validation (final refit).
+    """
     started = time.perf_counter()
     set_seed(seed)
     pipeline = make_preprocessor(spec.scale, **spec.encoder, random_state=seed)
     x_train = pipeline.fit_transform(train_df, train_df[TARGET].to_numpy()).astype(np.float32)
-    x_val = pipeline.transform(val_df).astype(np.float32)
     y_train = train_df[TARGET].to_numpy().astype(np.float32)
-    y_val = val_df[TARGET].to_numpy().astype(np.float32)
+    validation = None
+    if val_df is not None:
+        x_val = pipeline.transform(val_df).astype(np.float32)
+        y_val = val_df[TARGET].to_numpy().astype(np.float32)
+        validation = (x_val, y_val)
     model = build_model(spec, x_train.shape[1])
     model.compile(
         optimizer=keras.optimizers.Adam(spec.learning_rate),
@@ -184,7 +190,7 @@ def fit_variant(
         callbacks.append(
             keras.callbacks.LearningRateScheduler(lambda e, _lr: base if e < drop else base / factor)
         )
-    if spec.early_stopping:
+    if spec.early_stopping and validation is not None:
         callbacks.append(
             keras.callbacks.EarlyStopping(
                 monitor="val_loss", patience=spec.patience, restore_best_weights=True
@@ -194,7 +200,7 @@ def fit_variant(
     hist = model.fit(
         x_train,
         y_train,
-        validation_data=(x_val, y_val),
+        validation_data=validation,
         epochs=max_epochs,
         batch_size=spec.batch_size,
         shuffle=True,
@@ -202,12 +208,40 @@ def fit_variant(
         callbacks=callbacks,
     )
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
-    best_epoch = int(np.argmin(history["val_loss"])) + 1 if spec.early_stopping else len(history["val_loss"])
+    if spec.early_stopping and "val_loss" in history:
+        best_epoch = int(np.argmin(history["val_loss"])) + 1
+    else:
+        best_epoch = len(history["loss"])
     temperature = 1.0
-    if spec.calibrate:
+    if spec.calibrate and validation is not None:
         p_val = np.clip(predict_matrix(model, x_val), 1e-7, 1 - 1e-7)
         temperature = _fit_temperature(np.log(p_val / (1 - p_val)), y_val)
-        _apply_temperature(model, temperature)
+        apply_temperature(model, temperature)
     return TrainedModel(
         spec, pipeline, model, history, best_epoch, time.perf_counter() - started, temperature
+    )
+
+
+def refit_full(
+    trained: TrainedModel, frame: pd.DataFrame, seed: int = 0, progress: Progress | None = None
+) -> TrainedModel:
+    """Refit a variant on every row for the evaluated best epoch count, same temperature.
+
+    The evaluation numbers stay those of the held-out test split; this only lets the
+    served model learn from the rows that evaluation had to hold back.
+    """
+    import dataclasses
+
+    spec = dataclasses.replace(trained.spec, early_stopping=False, calibrate=False, epochs=trained.best_epoch)
+    final = fit_variant(spec, frame, None, seed, progress)
+    apply_temperature(final.model, trained.temperature)
+    final_fit = {"rows": len(frame), "epochs": trained.best_epoch, "seconds": round(final.seconds, 2)}
+    return dataclasses.replace(
+        final,
+        spec=trained.spec,
+        temperature=trained.temperature,
+        best_epoch=trained.best_epoch,
+        history=trained.history,
+        seconds=trained.seconds + final.seconds,
+        extra={"final_fit": final_fit},
     )

@@ -41,6 +41,9 @@ class VariantSpec:
     early_stopping: bool = True
     patience: int = 8
     calibrate: bool = False  # temperature-scale the output on the validation split
+    # After evaluation, refit on every row (train + validation + test) for the best epoch
+    # count found, keeping the temperature: more organisations seen, same recipe.
+    refit_full: bool = False
 
     @property
     def uses_name(self) -> bool:
@@ -82,7 +85,7 @@ VARIANTS: dict[str, VariantSpec] = {
             "Tuned (reads NAME)",
             "Words of the organisation NAME, its out-of-fold success record, log ASK_AMT; "
             "Dense(64, relu) → Dropout → Dense(32, relu) → Dense(1, sigmoid), L2, "
-            "early stopping, temperature-calibrated.",
+            "early stopping, temperature-calibrated; refitted on all rows after evaluation.",
             encoder=TUNED_ENCODER,
             scale="numeric",
             hidden=((64, "relu"), (32, "relu")),
@@ -92,6 +95,7 @@ VARIANTS: dict[str, VariantSpec] = {
             batch_size=256,
             patience=6,
             calibrate=True,
+            refit_full=True,
         ),
     ]
 }

@@ -19,7 +19,15 @@ from core.reading import read_table
 from core.registry import save_bundle
 from core.schema import NAME_FIELD, TARGET, FileError, ValidationReport, validate
 from core.synthetic import generate
-from core.training import Progress, TrainedModel, fit_variant, grouped_split, predict_proba, split_rows
+from core.training import (
+    Progress,
+    TrainedModel,
+    fit_variant,
+    grouped_split,
+    predict_proba,
+    refit_full,
+    split_rows,
+)
 from core.variants import VARIANTS, get_variant
 
 SYNTHETIC_ROWS = 8000
@@ -122,9 +130,16 @@ def train_variants(
     for spec in specs:
         trained = fit_variant(spec, train, val, seed, progress, epochs=max_epochs)
         meta, test_frame = _describe(trained, data, train, val, test, seed)
+        fitted_on = train
+        if spec.refit_full:
+            trained = refit_full(trained, frame, seed)
+            meta["final_fit"] = trained.extra["final_fit"]
+            meta["train_seconds"] = round(trained.seconds, 2)
+            meta.update(_model_facts(trained))
+            fitted_on = frame
         if grouped:
             meta["metrics"]["grouped"] = evaluate_grouped(spec.name, frame, seed)
-        background = train.sample(min(BACKGROUND_ROWS, len(train)), random_state=seed)
+        background = fitted_on.sample(min(BACKGROUND_ROWS, len(fitted_on)), random_state=seed)
         save_bundle(
             models_dir,
             spec.name,
@@ -134,12 +149,24 @@ def train_variants(
             history=trained.history,
             test_predictions=test_frame,
             background=background.drop(columns=[TARGET]).reset_index(drop=True),
-            training_names=pd.Series(sorted(set(normalise_name(train[NAME_FIELD])) - {""}), dtype=object)
-            if NAME_FIELD in train
+            training_names=pd.Series(sorted(set(normalise_name(fitted_on[NAME_FIELD])) - {""}), dtype=object)
+            if NAME_FIELD in fitted_on
             else pd.Series([], dtype=object),
         )
         results[spec.name] = meta
     return results
+
+
+def _model_facts(trained: TrainedModel) -> dict:
+    """What the saved preprocessor and network are: must describe the model actually saved."""
+    encoder = trained.pipeline.named_steps["encode"]
+    return {
+        "feature_fields": list(encoder.feature_fields_),
+        "feature_names": list(encoder.feature_names_),
+        "known_values": dict(encoder.seen_values_),
+        "ask_range": list(encoder.ask_range_),
+        "parameters": int(trained.model.count_params()),
+    }
 
 
 def _describe(
@@ -151,7 +178,6 @@ def _describe(
     seed: int,
 ) -> tuple[dict, pd.DataFrame]:
     spec = trained.spec
-    encoder = trained.pipeline.named_steps["encode"]
     p_val = predict_proba(trained.pipeline, trained.model, val)
     p_test = predict_proba(trained.pipeline, trained.model, test)
     seen = _seen(train, test)
@@ -172,14 +198,10 @@ def _describe(
             "rejected_rows": data.report.n_rejected,
         },
         "splits": {"train": len(train), "validation": len(val), "test": len(test), "kind": "random"},
-        "feature_fields": list(encoder.feature_fields_),
-        "feature_names": list(encoder.feature_names_),
+        **_model_facts(trained),
         "uses_name": spec.uses_name,
-        "known_values": dict(encoder.seen_values_),
-        "ask_range": list(encoder.ask_range_),
         "threshold": threshold,
         "temperature": trained.temperature,
-        "parameters": int(trained.model.count_params()),
         "epochs_run": len(trained.history.get("loss", [])),
         "best_epoch": trained.best_epoch,
         "train_seconds": round(trained.seconds, 2),

@@ -86,3 +86,17 @@ def test_sample_file_is_synthetic_and_scorable(models_dir: Path, tmp_path: Path)
     assert main(["score", "--input", str(config.SAMPLE_APPLICANTS), "--output", str(out),
                  "--models-dir", str(models_dir)]) == 0  # fmt: skip
     assert len(pd.read_csv(out)) == len(sample)
+
+
+def test_explain_command(models_dir: Path, tmp_path: Path) -> None:
+    src, out = tmp_path / "a.csv", tmp_path / "e.csv"
+    sample_applicants(30).to_csv(src, index=False)
+    assert main(["explain", "--input", str(src), "--output", str(out), "--models-dir", str(models_dir),
+                 "--variant", "tuned", "--rows", "12"]) == 0  # fmt: skip
+    frame = pd.read_csv(out)
+    assert len(frame) == 12
+    shap_cols = [c for c in frame.columns if c.startswith("shap_")]
+    assert "shap_NAME" in shap_cols and "shap_ASK_AMT" in shap_cols
+    total = frame["base_value"] + frame[shap_cols].sum(axis=1)
+    assert (total - frame["success_probability"]).abs().max() < 1e-5
+    assert frame["reasons"].str.contains("the chance by").any()
