@@ -1,26 +1,96 @@
-"""Alphabet Soup Screening dashboard (minimal view until the full dashboard lands)."""
+"""Alphabet Soup Screening: router, shared sidebar and access gate.
+
+Run with ``streamlit run app.py`` (or ``make run``). Pages live in ``pages/`` and only call
+``core``.
+"""
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
-from core import config
-from core.evaluation import comparison_table
-from core.registry import list_metas
+from core import auth, config
+from pages.common import current_user, metas
 
-st.set_page_config(page_title="Alphabet Soup Screening", layout="wide")
-st.title("Alphabet Soup Screening")
-metas, errors = list_metas(config.models_dir())
-if not metas:
-    st.warning("No trained models yet. Run `make run` or `python -m core train` to train them.")
-else:
-    st.subheader("Trained model variants")
-    table = comparison_table(metas)
-    st.dataframe(table, hide_index=True, key="variants_table")
-    synthetic = any(m["training_data"].get("synthetic") for m in metas.values())
-    if synthetic:
-        st.info("These models were trained on the synthetic demo data, not on a real history.")
-for message in errors.values():
-    st.error(message)
-st.caption(pd.Timestamp.now().strftime("Loaded %Y-%m-%d %H:%M"))
+st.set_page_config(
+    page_title="Alphabet Soup Screening",
+    page_icon=str(config.ASSETS_DIR / "icon.png"),
+    layout="wide",
+)
+
+
+def gate() -> auth.User | None:
+    """Login when accounts exist; open on localhost without accounts; refuse otherwise."""
+    if st.session_state.get("user"):
+        return st.session_state["user"]
+    try:
+        accounts = auth.load_accounts()
+    except (ValueError, OSError):
+        st.error("The staff accounts file is unreadable. Recreate it with: python -m core users add NAME")
+        st.stop()
+    mode = auth.access_mode(st.get_option("server.address"), accounts)
+    if mode == "local":
+        return auth.User("local", "analyst")
+    if mode == "refuse":
+        st.error(
+            "This server listens beyond this computer but no staff accounts exist, so no data is served. "
+            "Add an account with `python -m core users add NAME --role analyst`, then reload."
+        )
+        st.stop()
+    st.title("Alphabet Soup Screening")
+    with st.form("login", clear_on_submit=False):
+        name = st.text_input("User name", key="login_name")
+        password = st.text_input("Password", type="password", key="login_password")
+        submitted = st.form_submit_button("Sign in")
+    if submitted:
+        user = auth.authenticate(name, password, accounts)
+        if user is None:
+            st.error("Wrong user name or password.")
+        else:
+            st.session_state["user"] = user
+            st.rerun()
+    st.stop()
+
+
+def sidebar() -> None:
+    all_metas, errors = metas()
+    user = current_user()
+    with st.sidebar:
+        st.markdown(f"**{user.name}** · {user.role}")
+        if user.name != "local" and st.button("Log out", key="logout"):
+            st.session_state.clear()
+            st.rerun()
+        if all_metas:
+            from core.registry import best_variant
+
+            names = list(all_metas)
+            if st.session_state.get("variant") not in names:
+                st.session_state["variant"] = best_variant(config.models_dir())
+            variant = st.selectbox("Model", names, key="variant")
+            meta = all_metas[variant]
+            st.caption(meta.get("label", variant))
+            acc = meta.get("metrics", {}).get("test", {}).get("accuracy")
+            st.caption(f"Version `{meta['version']}`")
+            if acc is not None:
+                st.metric("Test accuracy", f"{acc:.1%}")
+            if meta.get("training_data", {}).get("synthetic"):
+                st.warning("Demo models: trained on synthetic data, not on a real funding history.")
+        else:
+            st.info("No trained models yet: use the Train page or `python -m core train`.")
+        for message in errors.values():
+            st.error(message)
+
+
+user = gate()
+st.session_state["user"] = st.session_state.get("user") or user
+sidebar()
+
+pages = [
+    st.Page("pages/score.py", title="Score", icon=":material/fact_check:", default=True),
+    st.Page("pages/history.py", title="History", icon=":material/history:"),
+    st.Page("pages/explain.py", title="Explain", icon=":material/insights:"),
+]
+if current_user().can("compare"):
+    pages.insert(1, st.Page("pages/compare.py", title="Compare", icon=":material/compare:"))
+if current_user().can("train"):
+    pages.append(st.Page("pages/train.py", title="Train", icon=":material/model_training:"))
+st.navigation(pages).run()

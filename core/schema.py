@@ -144,6 +144,20 @@ class ValidationReport:
             "extra_columns_ignored": list(self.extra_columns),
         }
 
+    @classmethod
+    def concat(cls, reports: list[ValidationReport]) -> ValidationReport:
+        """One report for a file validated chunk by chunk."""
+        if len(reports) == 1:
+            return reports[0]
+        extra = list(dict.fromkeys(c for r in reports for c in r.extra_columns))
+        return cls(
+            pd.concat([r.accepted for r in reports]),
+            pd.concat([r.rejected for r in reports], ignore_index=True),
+            pd.concat([r.warnings for r in reports], ignore_index=True),
+            sum(r.n_input for r in reports),
+            extra,
+        )
+
     def reasons(self) -> pd.DataFrame:
         """Rejection reasons grouped with counts, most common first."""
         if self.rejected.empty:

@@ -82,6 +82,30 @@ def score_frame(bundle: Bundle, raw: pd.DataFrame, first_line: int = 2) -> Score
     )
 
 
+def score_source(
+    bundle: Bundle,
+    source: str | Path | bytes,
+    chunksize: int = 50_000,
+    progress: Callable[[int], None] | None = None,
+) -> ScoreResult:
+    """Score a whole file held in memory by the caller (the app), chunk by chunk with progress.
+
+    Row positions in the result continue across chunks, so results and rejects line up
+    with the file.
+    """
+    parts: list[ScoreResult] = []
+    offset = 0
+    for line, chunk in iter_chunks(source, chunksize):
+        chunk.index = range(offset, offset + len(chunk))
+        offset += len(chunk)
+        parts.append(score_frame(bundle, chunk, first_line=line))
+        if progress:
+            progress(offset)
+    report = ValidationReport.concat([p.report for p in parts])
+    scored = pd.concat([p.scored for p in parts], ignore_index=True)
+    return ScoreResult(scored, report, bundle.variant, bundle.version, bundle.threshold)
+
+
 @dataclass
 class FileScoreSummary:
     rows: int

@@ -29,16 +29,15 @@ def clean_df(synthetic_df: pd.DataFrame) -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def screening_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data directory with every variant trained briefly on synthetic data."""
+    """A data directory with every variant trained briefly on the synthetic demo data."""
     from core.workflow import load_training_data, train_variants
 
     home = tmp_path_factory.mktemp("home")
-    csv = home / "history.csv"
-    generate(1500, random_state=3).to_csv(csv, index=False)
     old = os.environ.get("SCREENING_HOME")
     os.environ["SCREENING_HOME"] = str(home)
     try:
-        train_variants(load_training_data(csv), seed=0, models_dir=home / "models", max_epochs=4)
+        # the built-in demo data, as `make run` trains on, with few epochs
+        train_variants(load_training_data(None), seed=0, models_dir=home / "models", max_epochs=4)
     finally:
         if old is None:
             os.environ.pop("SCREENING_HOME", None)

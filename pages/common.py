@@ -1,0 +1,96 @@
+"""Helpers every page shares: the current user and model, cached resources, friendly errors.
+
+Pages only collect input, call ``core`` and render; anything with logic lives in core.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import streamlit as st
+
+from core import config
+from core.auth import User
+from core.registry import Bundle, BundleError, list_metas, load_bundle
+from core.schema import FileError
+
+log = logging.getLogger("screening")
+
+
+def models_dir() -> Path:
+    return config.models_dir()
+
+
+def current_user() -> User:
+    return st.session_state.get("user") or User("local", "analyst")
+
+
+def require(permission: str) -> None:
+    """Stop the page with a clear message when the user's role lacks a permission."""
+    user = current_user()
+    if not user.can(permission):
+        st.error(f"Your role ({user.role}) cannot {permission}. Ask an analyst account for access.")
+        st.stop()
+
+
+def metas() -> tuple[dict[str, dict], dict[str, str]]:
+    """Bundle metadata (cheap JSON reads, always fresh so new training shows at once)."""
+    return list_metas(models_dir())
+
+
+@st.cache_resource(show_spinner="Loading model…", max_entries=16)
+def _load(models: str, variant: str, version: str) -> Bundle:
+    # version is part of the key: a retrained bundle is a new cache entry. Never mutate it.
+    return load_bundle(Path(models), variant)
+
+
+def get_bundle(variant: str) -> Bundle:
+    """The loaded model for a variant, shared read-only across sessions."""
+    all_metas, errors = metas()
+    if variant in errors:
+        raise BundleError(errors[variant])
+    if variant not in all_metas:
+        raise BundleError(
+            f"No trained model '{variant}'. Train it on the Train page or with python -m core train."
+        )
+    return _load(str(models_dir()), variant, all_metas[variant]["version"])
+
+
+@st.cache_resource(show_spinner="Preparing explanations…", max_entries=16)
+def _explainer(models: str, variant: str, version: str):
+    from core.explain import FieldExplainer
+
+    return FieldExplainer(_load(models, variant, version))
+
+
+def get_explainer(variant: str):
+    bundle = get_bundle(variant)
+    return _explainer(str(models_dir()), variant, bundle.version)
+
+
+def selected_variant() -> str | None:
+    return st.session_state.get("variant")
+
+
+@contextmanager
+def friendly_errors() -> Iterator[None]:
+    """Show user errors as one short message; log anything else, never show a traceback."""
+    try:
+        yield
+    except (FileError, BundleError, ValueError) as err:
+        st.error(str(err))
+    except Exception as err:
+        if type(err).__name__ in ("StopException", "RerunException", "RerunData"):
+            raise
+        log.error("unexpected error: %s", traceback.format_exc())
+        st.error("Something went wrong while doing that. Try again; if it keeps happening, tell an analyst.")
+
+
+def download_name(stem: str, suffix: str = "csv") -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem)[:80] + f".{suffix}"

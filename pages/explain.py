@@ -1,0 +1,107 @@
+"""Explain: field-level SHAP attributions, globally and for one applicant, with a what-if editor."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pandas as pd
+import streamlit as st
+
+from core import config, explain, plots
+from core.reading import read_table
+from core.schema import FIELD_LABELS, KNOWN_VALUES, validate
+from pages.common import friendly_errors, get_bundle, get_explainer, require
+
+MAX_ROWS = 500
+
+require("explain")
+st.title("Explain scores")
+variant = st.session_state.get("variant")
+if not variant:
+    st.warning("No trained model yet.")
+    st.stop()
+st.caption(
+    "Each field's effect is its exact Shapley value in probability points: how much it moves this "
+    "applicant's chance away from the average applicant's, fairly sharing what fields do together. "
+    "Effects add up to the score."
+)
+sources = ["Sample applicants"]
+batch = st.session_state.get("score_batch")
+if batch:
+    sources.insert(0, f"Last scored batch ({batch['name']})")
+source = st.radio("Applicants", sources, horizontal=True, key="explain_source")
+data = batch["data"] if batch and source.startswith("Last") else config.SAMPLE_APPLICANTS.read_bytes()
+
+attr = None
+with friendly_errors():
+    bundle = get_bundle(variant)
+    rows = validate(read_table(data), known_values=bundle.known_values).accepted.iloc[:MAX_ROWS]
+    key = (hashlib.sha256(data).hexdigest(), bundle.version)
+    cached = st.session_state.get("explain_cache")
+    if cached and cached[0] == key:
+        attr = cached[1]
+    else:
+        with st.spinner(f"Explaining {len(rows):,} applicants…"):
+            attr = get_explainer(variant).explain(rows)
+        st.session_state["explain_cache"] = (key, attr)
+if attr is None or len(attr.values) == 0:
+    st.info("No valid applicants to explain in this file.")
+    st.stop()
+if len(rows) == MAX_ROWS:
+    st.caption(f"Showing the first {MAX_ROWS} valid applicants.")
+
+importance = explain.get_importance_df(attr)
+c1, c2 = st.columns(2)
+c1.plotly_chart(plots.importance_bar(importance), key="explain_importance")
+c2.plotly_chart(
+    plots.attribution_distribution(explain.get_distribution_df(attr), list(importance["field"])),
+    key="explain_distribution",
+)
+
+st.subheader("One applicant")
+names = attr.data["NAME"].astype(str).str.slice(0, 40) if "NAME" in attr.data else [""] * len(attr.values)
+labels = [f"#{i + 1} · {attr.probability[i]:.0%} · {names[i]}" for i in range(len(attr.values))]
+pick = st.selectbox("Applicant", range(len(labels)), format_func=lambda i: labels[i], key="explain_pick")
+st.plotly_chart(
+    plots.waterfall(explain.get_waterfall_df(attr, pick), attr.base_value, float(attr.probability[pick])),
+    key="explain_waterfall",
+)
+st.caption("Top reasons: " + explain.reason_codes(attr)[pick])
+
+st.subheader("Dependence")
+field = st.selectbox(
+    "Field", list(importance["field"]), format_func=lambda f: FIELD_LABELS.get(f, f), key="explain_field"
+)
+st.plotly_chart(plots.dependence(explain.get_dependence_df(attr, field), field), key="explain_dependence")
+
+st.subheader("What if?")
+st.caption("Change this applicant's fields and see the new chance and effects at once.")
+current = attr.data.iloc[pick]
+edited: dict[str, str] = {}
+cols = st.columns(3)
+for i, f in enumerate(attr.fields):
+    box = cols[i % 3]
+    wkey = f"whatif_{pick}_{f}"
+    if f == "ASK_AMT":
+        edited[f] = str(
+            box.number_input("ASK_AMT", min_value=0.0, value=float(current[f]), step=1000.0, key=wkey)
+        )
+    elif f == "NAME":
+        edited[f] = box.text_input("NAME", value=str(current[f]), key=wkey)
+    else:
+        options = list(dict.fromkeys([*bundle.known_values.get(f, KNOWN_VALUES.get(f, [])), str(current[f])]))
+        edited[f] = box.selectbox(f, options, index=options.index(str(current[f])), key=wkey)
+with friendly_errors():
+    base = {c: str(current[c]) for c in current.index}
+    report = validate(pd.DataFrame([{**base, **edited}]), known_values=bundle.known_values)
+    if report.n_rejected:
+        st.error(report.rejected.iloc[0]["reason"])
+    else:
+        what_if = get_explainer(variant).explain(report.accepted)
+        before = float(attr.probability[pick])
+        after = float(what_if.probability[0])
+        st.metric("Chance of success", f"{after:.1%}", delta=f"{(after - before) * 100:+.1f} points")
+        st.plotly_chart(
+            plots.waterfall(explain.get_waterfall_df(what_if, 0), what_if.base_value, after),
+            key="explain_whatif",
+        )
