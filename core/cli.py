@@ -176,6 +176,29 @@ def cmd_ensure_models(args: argparse.Namespace) -> int:
     return cmd_train(args)
 
 
+def cmd_users(args: argparse.Namespace) -> int:
+    import getpass
+
+    from core import auth
+
+    path = Path(args.file) if args.file else None
+    if args.action == "add":
+        if not args.name:
+            raise UserError("give the user name: python -m core users add NAME")
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\n")
+        else:
+            password = getpass.getpass(f"Password for {args.name}: ")
+            if getpass.getpass("Again: ") != password:
+                raise UserError("the passwords differ")
+        auth.add_user(args.name, password, args.role, path)
+        print(f"Saved {args.role} account {args.name!r} to {path or config.users_file()}", file=sys.stderr)
+    else:
+        for name, account in sorted(auth.load_accounts(path).items()):
+            print(f"{name}\t{account.get('role', 'staff')}")
+    return 0
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     from core.synthetic import sample_applicants
 
@@ -231,6 +254,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grouped", action="store_true")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_ensure_models, variants=None)
+
+    p = sub.add_parser("users", help="staff accounts for the dashboard login")
+    p.add_argument("action", choices=["add", "list"])
+    p.add_argument("name", nargs="?")
+    p.add_argument("--role", choices=["staff", "analyst"], default="staff")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    p.add_argument("--file", help="accounts file (default: $SCREENING_HOME/users.json)")
+    p.set_defaults(func=cmd_users)
 
     p = sub.add_parser("sample", help="write synthetic applicants to try scoring with")
     p.add_argument("--output", default=str(config.SAMPLE_APPLICANTS))

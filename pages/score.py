@@ -40,6 +40,12 @@ else:
     st.info("Upload a file or try the bundled sample of 300 synthetic applicants.")
     st.stop()
 
+if len(data) > limit_mb * 1024 * 1024:
+    st.error(
+        f"{source_name} is {len(data) / 2**20:,.0f} MB, over the {limit_mb} MB upload limit. "
+        "Split it, or use `python -m core score`, which streams files of any size."
+    )
+    st.stop()
 digest = hashlib.sha256(data).hexdigest()
 result: ScoreResult | None = None
 with friendly_errors():

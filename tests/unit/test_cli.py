@@ -19,8 +19,23 @@ def test_train_score_evaluate(tmp_path: Path, capsys) -> None:
     history = tmp_path / "history.csv"
     generate(800, random_state=9).to_csv(history, index=False)
     models = tmp_path / "models"
-    assert main(["train", "--data", str(history), "--models-dir", str(models), "--variants", "baseline,tuned",
-                 "--seed", "1", "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(history),
+                "--models-dir",
+                str(models),
+                "--variants",
+                "baseline,tuned",
+                "--seed",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert {p.name for p in models.iterdir()} == {"baseline", "tuned"}
     out = capsys.readouterr().out
     assert "baseline" in out and "acc" in out
@@ -30,8 +45,24 @@ def test_train_score_evaluate(tmp_path: Path, capsys) -> None:
     raw.loc[5, "STATUS"] = "x"
     raw.to_csv(applicants, index=False)
     scored, rejects = tmp_path / "scored.csv", tmp_path / "rejects.csv"
-    assert main(["score", "--input", str(applicants), "--output", str(scored), "--models-dir", str(models),
-                 "--variant", "baseline", "--rejects", str(rejects)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "score",
+                "--input",
+                str(applicants),
+                "--output",
+                str(scored),
+                "--models-dir",
+                str(models),
+                "--variant",
+                "baseline",
+                "--rejects",
+                str(rejects),
+            ]
+        )
+        == 0
+    )
     result = pd.read_csv(scored)
     assert len(result) == 39 and {"success_probability", "predicted_success"} <= set(result.columns)
     assert len(pd.read_csv(rejects)) == 1
@@ -62,8 +93,20 @@ def test_user_errors_are_one_line(argv: list[str], message: str, capsys, models_
 def test_score_without_models_explains_how_to_train(tmp_path: Path, capsys) -> None:
     src = tmp_path / "a.csv"
     sample_applicants(5).to_csv(src, index=False)
-    assert main(["score", "--input", str(src), "--output", str(tmp_path / "o.csv"),
-                 "--models-dir", str(tmp_path / "none")]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "score",
+                "--input",
+                str(src),
+                "--output",
+                str(tmp_path / "o.csv"),
+                "--models-dir",
+                str(tmp_path / "none"),
+            ]
+        )
+        == 2
+    )
     assert "python -m core train" in capsys.readouterr().err
 
 
@@ -71,10 +114,23 @@ def test_module_entry_point_exits_nonzero_on_bad_file(tmp_path: Path, models_dir
     bad = tmp_path / "image.csv"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
     proc = subprocess.run(
-        [sys.executable, "-m", "core", "score", "--input", str(bad), "--output", str(tmp_path / "o.csv"),
-         "--models-dir", str(models_dir)],
-        capture_output=True, text=True, cwd=config.PROJECT_ROOT, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "core",
+            "score",
+            "--input",
+            str(bad),
+            "--output",
+            str(tmp_path / "o.csv"),
+            "--models-dir",
+            str(models_dir),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=config.PROJECT_ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "PNG image" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -83,16 +139,44 @@ def test_sample_file_is_synthetic_and_scorable(models_dir: Path, tmp_path: Path)
     sample = pd.read_csv(config.SAMPLE_APPLICANTS)
     assert 100 <= len(sample) <= 1000 and "IS_SUCCESSFUL" not in sample
     out = tmp_path / "o.csv"
-    assert main(["score", "--input", str(config.SAMPLE_APPLICANTS), "--output", str(out),
-                 "--models-dir", str(models_dir)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "score",
+                "--input",
+                str(config.SAMPLE_APPLICANTS),
+                "--output",
+                str(out),
+                "--models-dir",
+                str(models_dir),
+            ]
+        )
+        == 0
+    )
     assert len(pd.read_csv(out)) == len(sample)
 
 
 def test_explain_command(models_dir: Path, tmp_path: Path) -> None:
     src, out = tmp_path / "a.csv", tmp_path / "e.csv"
     sample_applicants(30).to_csv(src, index=False)
-    assert main(["explain", "--input", str(src), "--output", str(out), "--models-dir", str(models_dir),
-                 "--variant", "tuned", "--rows", "12"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "explain",
+                "--input",
+                str(src),
+                "--output",
+                str(out),
+                "--models-dir",
+                str(models_dir),
+                "--variant",
+                "tuned",
+                "--rows",
+                "12",
+            ]
+        )
+        == 0
+    )
     frame = pd.read_csv(out)
     assert len(frame) == 12
     shap_cols = [c for c in frame.columns if c.startswith("shap_")]

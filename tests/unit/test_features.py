@@ -84,5 +84,13 @@ def test_missing_name_column_means_new_organisations(clean_df: pd.DataFrame) -> 
 
 def test_name_tokens() -> None:
     assert name_tokens("Friends of the Park, Inc.") == [
-        "FRIENDS", "OF", "THE", "PARK", "INC", "FRIENDS OF", "OF THE", "THE PARK", "PARK INC",
-    ]  # fmt: skip
+        "FRIENDS",
+        "OF",
+        "THE",
+        "PARK",
+        "INC",
+        "FRIENDS OF",
+        "OF THE",
+        "THE PARK",
+        "PARK INC",
+    ]

@@ -28,8 +28,16 @@ def test_every_variant_has_a_complete_bundle(models_dir: Path) -> None:
     for name, meta in metas.items():
         files = {p.name for p in (models_dir / name).iterdir()}
         assert {"model.keras", "preprocessor.joblib", "meta.json", "history.json"} <= files
-        for key in ("variant", "version", "created", "training_data", "feature_fields", "threshold",
-                    "metrics", "library_versions"):  # fmt: skip
+        for key in (
+            "variant",
+            "version",
+            "created",
+            "training_data",
+            "feature_fields",
+            "threshold",
+            "metrics",
+            "library_versions",
+        ):
             assert key in meta
         assert meta["training_data"]["rows"] > 0 and len(meta["training_data"]["sha256"]) == 64
         test = meta["metrics"]["test"]
@@ -92,10 +100,16 @@ def test_crash_during_save_keeps_previous_bundle(models_copy: Path, monkeypatch)
     monkeypatch.setattr(pd.DataFrame, "to_parquet", boom)
     with pytest.raises(RuntimeError):
         registry.save_bundle(
-            models_copy, "baseline", model=before.model, pipeline=before.pipeline, meta=before.meta,
-            history=before.history, test_predictions=pd.DataFrame(), background=pd.DataFrame(),
+            models_copy,
+            "baseline",
+            model=before.model,
+            pipeline=before.pipeline,
+            meta=before.meta,
+            history=before.history,
+            test_predictions=pd.DataFrame(),
+            background=pd.DataFrame(),
             training_names=pd.Series([], dtype=object),
-        )  # fmt: skip
+        )
     assert load_bundle(models_copy, "baseline").version == version
     assert not list(models_copy.glob(".tmp-*"))
 

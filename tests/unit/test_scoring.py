@@ -65,8 +65,9 @@ def test_chunked_scoring_equals_one_shot(bundle, tmp_path: Path) -> None:
 
 
 def test_formula_cells_are_neutralised() -> None:
-    frame = pd.DataFrame({"NAME": ["=HYPERLINK(\"x\")", "+1+1", "-2", "@SUM(A1)", "SAFE CLUB", "\tTAB"],
-                          "p": [0.1] * 6})  # fmt: skip
+    frame = pd.DataFrame(
+        {"NAME": ['=HYPERLINK("x")', "+1+1", "-2", "@SUM(A1)", "SAFE CLUB", "\tTAB"], "p": [0.1] * 6}
+    )
     safe = neutralise(frame)
     assert list(safe["NAME"]) == ['\'=HYPERLINK("x")', "'+1+1", "'-2", "'@SUM(A1)", "SAFE CLUB", "'\tTAB"]
     text = to_csv_bytes(frame).decode()

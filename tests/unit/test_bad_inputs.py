@@ -1,0 +1,121 @@
+"""Hostile and sloppy files through core: a scored result whose counts add up, or one message."""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from core.reading import read_table
+from core.registry import load_bundle
+from core.schema import REQUIRED_FIELDS, FileError, validate
+from core.scoring import PROBABILITY, score_frame, to_csv_bytes
+from tests.data.make_bad_files import BAD, EXPECTED, files
+
+
+@pytest.fixture(scope="module", autouse=True)
+def corpus() -> None:
+    """The committed corpus matches what the generator makes."""
+    for name, blob in files().items():
+        path = BAD / name
+        if not path.exists() or path.read_bytes() != blob:
+            path.write_bytes(blob)
+
+
+@pytest.fixture(scope="module")
+def bundle(models_dir: Path):
+    return load_bundle(models_dir, "tuned")
+
+
+def test_corpus_is_complete() -> None:
+    assert {p.name for p in BAD.iterdir()} == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_each_bad_file(name: str, bundle) -> None:
+    expected = EXPECTED[name]
+    blob = (BAD / name).read_bytes()
+    if expected[0] == "error":
+        with pytest.raises(FileError, match=expected[1]):
+            score_frame(bundle, read_table(blob))
+        return
+    raw = read_table(blob)
+    result = score_frame(bundle, raw)
+    _, accepted, rejected = expected
+    assert (result.report.n_accepted, result.report.n_rejected) == (accepted, rejected)
+    assert result.report.n_accepted + result.report.n_rejected == result.report.n_input == len(raw)
+    assert result.scored[PROBABILITY].between(0, 1).all()
+    to_csv_bytes(result.scored)  # writable
+
+
+def test_extra_columns_are_reported(bundle) -> None:
+    result = score_frame(bundle, read_table((BAD / "extra_columns.csv").read_bytes()))
+    assert result.report.extra_columns == ["NOTES", "SCORE_BY_HAND"]
+
+
+def test_target_only_feeds_batch_metrics(bundle) -> None:
+    result = score_frame(bundle, read_table((BAD / "with_target.csv").read_bytes()))
+    assert result.batch_metrics()["n"] == 40
+
+
+def test_formula_is_neutralised_in_download(bundle) -> None:
+    result = score_frame(bundle, read_table((BAD / "formula_injection.csv").read_bytes()))
+    text = to_csv_bytes(result.scored).decode()
+    assert "'=HYPERLINK" in text and ",=HYPERLINK" not in text
+
+
+def test_huge_cell_and_quoted_newline_survive(bundle) -> None:
+    raw = read_table((BAD / "huge_cell.csv").read_bytes())
+    assert raw["NAME"].str.len().max() == 100_000
+    raw = read_table((BAD / "quoted_newline.csv").read_bytes())
+    assert "\n" in raw.loc[3, "NAME"]
+
+
+# -- property-based: arbitrary input never escapes the documented outcomes -----------------
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=3000))
+def test_arbitrary_bytes(blob: bytes) -> None:
+    try:
+        raw = read_table(blob)
+    except FileError:
+        return
+    try:
+        report = validate(raw)
+    except FileError:
+        return
+    assert report.n_accepted + report.n_rejected == report.n_input == len(raw)
+
+
+cells = st.one_of(
+    st.text(alphabet=string.printable + "éü€$,;\"'", max_size=12),
+    st.sampled_from(["", " ", "0", "1", "T3", "N", "Y", "5000", "-1", "nan", "inf", "1e400", "Jan-99"]),
+)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.fixed_dictionaries({c: cells for c in REQUIRED_FIELDS + ["NAME"]}), min_size=1, max_size=15)
+)
+def test_arbitrary_frames(rows: list[dict]) -> None:
+    raw = pd.DataFrame(rows)
+    report = validate(raw)
+    assert report.n_accepted + report.n_rejected == len(raw)
+    assert set(report.rejected["line"]).isdisjoint(set(report.accepted.index + 2))
+    if report.n_accepted:
+        assert np.isfinite(report.accepted["ASK_AMT"]).all() and (report.accepted["ASK_AMT"] >= 0).all()
+        assert set(report.accepted["STATUS"]) <= {0, 1}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(st.fixed_dictionaries({c: cells for c in REQUIRED_FIELDS}), min_size=1, max_size=8))
+def test_arbitrary_frames_score_or_reject(rows: list[dict], models_dir: Path) -> None:
+    bundle = load_bundle(models_dir, "baseline")
+    raw = pd.DataFrame(rows)
+    result = score_frame(bundle, raw)
+    assert len(result.scored) + result.report.n_rejected == len(raw)
+    assert result.scored[PROBABILITY].between(0, 1).all()
