@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -72,10 +73,24 @@ overrides = Table(
 )
 
 
-@lru_cache(maxsize=8)
+_engine_lock = threading.Lock()
+
+
 def get_engine(url: str | None = None) -> Engine:
     """One engine per database URL; SQLite gets WAL and a busy timeout for concurrent writers."""
     url = url or config.database_url()
+    with _engine_lock:  # concurrent first calls must not both create the tables
+        return _engine(url)
+
+
+def reset_engines() -> None:
+    """Forget cached engines (a test simulating a restart, or a changed URL)."""
+    with _engine_lock:
+        _engine.cache_clear()
+
+
+@lru_cache(maxsize=8)
+def _engine(url: str) -> Engine:
     if url.startswith("sqlite:///"):
         from pathlib import Path
 

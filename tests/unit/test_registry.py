@@ -125,3 +125,48 @@ def test_interrupted_swap_is_recovered(models_copy: Path) -> None:
 def test_missing_model_says_how_to_train(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="python -m core train"):
         load_bundle(tmp_path, "tuned")
+
+
+def test_training_killed_mid_save_leaves_previous_bundle(models_copy: Path, tmp_path: Path) -> None:
+    """Kill `python -m core train` the moment it starts writing: the old bundle still serves."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from core.config import PROJECT_ROOT
+    from core.synthetic import generate
+
+    before = load_bundle(models_copy, "baseline").version
+    history = tmp_path / "h.csv"
+    generate(600, random_state=4).to_csv(history, index=False)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "core",
+            "train",
+            "--data",
+            str(history),
+            "--models-dir",
+            str(models_copy),
+            "--variants",
+            "baseline",
+            "--quiet",
+        ],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while proc.poll() is None and time.time() < deadline:
+        if list(models_copy.glob(".tmp-baseline-*")):
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    proc.wait(30)
+    bundle = load_bundle(models_copy, "baseline")  # loads: either the old one or a complete new one
+    if proc.returncode == -signal.SIGKILL:
+        assert bundle.version == before
+    metas, errors = list_metas(models_copy)
+    assert not errors and "baseline" in metas
