@@ -1,0 +1,64 @@
+"""The dashboard in a real browser: upload the sample, get scored rows, download them, visit every page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from core import config
+from tests.browser.conftest import shot
+
+pytestmark = pytest.mark.browser
+TIMEOUT = 90_000
+
+
+def wait_for_app(page) -> None:
+    page.wait_for_selector("h1:has-text('Score applicants')", timeout=TIMEOUT)
+
+
+def test_score_sample_and_download(server: str, page, tmp_path: Path) -> None:
+    page.goto(server)
+    wait_for_app(page)
+    shot(page, "01-score-empty")
+    page.locator("input[type=file]").first.set_input_files(str(config.SAMPLE_APPLICANTS))
+    page.wait_for_selector("text=Results", timeout=TIMEOUT)
+    page.wait_for_selector("button:has-text('Download scored applicants')", timeout=TIMEOUT)
+    shot(page, "02-score-results")
+    with page.expect_download(timeout=TIMEOUT) as info:
+        page.get_by_role("button", name="Download scored applicants (CSV)").click()
+    target = tmp_path / "scored.csv"
+    info.value.save_as(target)
+    scored = pd.read_csv(target)
+    sample = pd.read_csv(config.SAMPLE_APPLICANTS)
+    assert len(scored) == len(sample)
+    assert set(sample.columns) <= set(scored.columns)
+    assert {"success_probability", "recommended", "reasons"} <= set(scored.columns)
+    assert scored["success_probability"].between(0, 1).all()
+    assert sorted(scored["EIN"]) == sorted(sample["EIN"])
+
+
+@pytest.mark.parametrize("title", ["Compare", "Explain", "Train", "History"])
+def test_every_page_in_the_browser(server: str, page, title: str) -> None:
+    page.goto(server)
+    wait_for_app(page)
+    page.get_by_role("link", name=title).first.click()
+    page.wait_for_selector("h1", timeout=TIMEOUT)
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(1500)
+    text = page.locator("[data-testid=stMain]").inner_text()
+    assert "Traceback" not in text and "Error" not in text.split("\n")[0]
+    shot(page, f"page-{title.lower()}")
+
+
+def test_bad_upload_shows_message_not_traceback(server: str, page, tmp_path: Path) -> None:
+    bad = tmp_path / "picture.csv"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    page.goto(server)
+    wait_for_app(page)
+    page.locator("input[type=file]").first.set_input_files(str(bad))
+    page.wait_for_selector("text=PNG image", timeout=TIMEOUT)
+    text = page.locator("[data-testid=stMain]").inner_text()
+    assert "Traceback" not in text
+    shot(page, "03-score-bad-file")
