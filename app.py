@@ -6,6 +6,10 @@ Run with ``streamlit run app.py`` (or ``make run``). Pages live in ``pages/`` an
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
+
 import streamlit as st
 
 from core import auth, config
@@ -16,6 +20,25 @@ st.set_page_config(
     page_icon=str(config.ASSETS_DIR / "icon.png"),
     layout="wide",
 )
+
+
+@st.cache_resource
+def preload_tensorflow() -> threading.Thread:
+    """Import TensorFlow/Keras in the background once per server, so the first upload does not
+    wait for it (the import takes seconds; the pages import it only when a model is needed)."""
+
+    def work() -> None:
+        time.sleep(6.0)  # let the first page render first
+        with contextlib.suppress(Exception):
+            import core.explain
+            import core.training  # noqa: F401
+
+    thread = threading.Thread(target=work, name="preload-tensorflow", daemon=True)
+    thread.start()
+    return thread
+
+
+preload_tensorflow()
 
 
 def gate() -> auth.User | None:

@@ -14,6 +14,7 @@ from core.scoring import PREDICTED, PROBABILITY, ScoreResult, score_source, to_c
 from pages.common import current_user, download_name, friendly_errors, get_bundle, get_explainer, require
 
 AUTO_REASONS = 1000  # explain every row of batches up to this size, the top rows of larger ones
+SHOW_ROWS = 2000  # rows drawn in the results table; the download always has every row
 
 require("score")
 st.title("Score applicants")
@@ -159,8 +160,10 @@ if len(scored) > AUTO_REASONS and (reasons == "").any():
 table = decisions.with_decisions(scored.assign(reasons=reasons), selection)
 st.subheader("Results")
 st.caption("Most likely to succeed first. `selected` is the recommendation under the decision above.")
+if len(table) > SHOW_ROWS:
+    st.caption(f"Showing the {SHOW_ROWS:,} most likely of {len(table):,} applicants; the download has all.")
 st.dataframe(
-    table,
+    table.head(SHOW_ROWS),
     hide_index=True,
     key="score_results",
     column_config={
