@@ -35,9 +35,12 @@ format: $(STAMP) ## apply ruff formatting
 sample: $(STAMP) ## regenerate assets/sample_applicants.csv
 	$(PY) -m core sample
 
-bench: $(STAMP) ## run the benchmarks on ../shared/data/charity_train.csv
+bench: models ## run the benchmarks on ../shared/data/charity_train.csv
 	$(PY) bench/train.py
 	$(PY) bench/score.py
+	$(PY) bench/accuracy.py
+	$(PY) bench/explain.py
+	$(PY) bench/app.py
 
 clean: ## remove the virtual environment and runtime data
 	rm -rf $(VENV) var

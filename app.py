@@ -86,9 +86,13 @@ def sidebar() -> None:
             from core.registry import best_variant
 
             names = list(all_metas)
-            if st.session_state.get("variant") not in names:
-                st.session_state["variant"] = best_variant(config.models_dir())
-            variant = st.selectbox("Model", names, key="variant")
+            # The widget keeps its own key; pages read the plain "variant" key set from it.
+            chosen = st.session_state.get("variant_choice")
+            default = chosen if chosen in names else best_variant(config.models_dir())
+            if chosen not in names:
+                st.session_state.pop("variant_choice", None)
+            variant = st.selectbox("Model", names, index=names.index(default), key="variant_choice")
+            st.session_state["variant"] = variant
             meta = all_metas[variant]
             st.caption(meta.get("label", variant))
             acc = meta.get("metrics", {}).get("test", {}).get("accuracy")
@@ -98,6 +102,7 @@ def sidebar() -> None:
             if meta.get("training_data", {}).get("synthetic"):
                 st.warning("Demo models: trained on synthetic data, not on a real funding history.")
         else:
+            st.session_state.pop("variant", None)
             st.info("No trained models yet: use the Train page or `python -m core train`.")
         for message in errors.values():
             st.error(message)

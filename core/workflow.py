@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from core import config
-from core.evaluation import evaluate_predictions
+from core.evaluation import evaluate_grouped, evaluate_predictions
 from core.features import normalise_name
 from core.reading import read_table
 from core.registry import save_bundle
@@ -23,7 +23,6 @@ from core.training import (
     Progress,
     TrainedModel,
     fit_variant,
-    grouped_split,
     predict_proba,
     refit_full,
     split_rows,
@@ -92,18 +91,6 @@ def _seen(train: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
     if NAME_FIELD not in rows:
         return np.zeros(len(rows), dtype=bool)
     return normalise_name(rows[NAME_FIELD]).isin(known).to_numpy()
-
-
-def evaluate_grouped(spec_name: str, frame: pd.DataFrame, seed: int = 0) -> dict:
-    """Refit a variant on a split by organisation NAME and score organisations never seen."""
-    spec = get_variant(spec_name)
-    splits = grouped_split(frame, seed)
-    trained = fit_variant(spec, frame.iloc[splits.train], frame.iloc[splits.val], seed)
-    test = frame.iloc[splits.test]
-    p = predict_proba(trained.pipeline, trained.model, test)
-    report = evaluate_predictions(test[TARGET].to_numpy(), p)
-    report.pop("curves")
-    return report
 
 
 def train_variants(

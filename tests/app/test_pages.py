@@ -28,7 +28,7 @@ def test_every_page_renders(app: AppTest, page: str) -> None:
 
 
 def test_sidebar_shows_model_and_demo_banner(app: AppTest) -> None:
-    assert app.sidebar.selectbox(key="variant").value in VARIANTS
+    assert app.sidebar.selectbox(key="variant_choice").value in VARIANTS
     assert any("synthetic" in w.value for w in app.sidebar.warning)
     assert any(m.label == "Test accuracy" for m in app.sidebar.metric)
 
@@ -154,3 +154,14 @@ def test_train_page_trains_in_background(app: AppTest, home) -> None:
     assert new_version != old_version
     open_page(app, "compare")
     assert "baseline" in list(table_with(app, "variant", "accuracy")["variant"])
+
+
+def test_choosing_a_model_in_the_sidebar_scores_with_it(app: AppTest) -> None:
+    app.sidebar.selectbox(key="variant_choice").set_value("baseline").run()
+    assert app.session_state["variant"] == "baseline"
+    upload(app, "a.csv", sample_applicants(20, random_state=3).to_csv(index=False).encode())
+    assert app.session_state["variant"] == "baseline"
+    assert app.sidebar.selectbox(key="variant_choice").value == "baseline"
+    assert any("baseline-" in c.value for c in app.sidebar.caption)
+    _key, result = app.session_state["score_result"]
+    assert result.variant == "baseline"

@@ -47,6 +47,9 @@ def test_every_page_in_the_browser(server: str, page, title: str) -> None:
     page.wait_for_selector("h1", timeout=TIMEOUT)
     page.wait_for_load_state("networkidle")
     page.wait_for_timeout(1500)
+    if page.locator(".js-plotly-plot").count():
+        page.wait_for_selector(".js-plotly-plot .main-svg", timeout=TIMEOUT)
+        page.wait_for_timeout(1000)
     text = page.locator("[data-testid=stMain]").inner_text()
     assert "Traceback" not in text and "Error" not in text.split("\n")[0]
     shot(page, f"page-{title.lower()}")

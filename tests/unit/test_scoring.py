@@ -104,3 +104,20 @@ def test_score_file_writes_to_a_stream(bundle) -> None:
     raw = sample_applicants(10)
     score_file(bundle, raw.to_csv(index=False).encode(), buf)
     assert len(pd.read_csv(io.StringIO(buf.getvalue()))) == 10
+
+
+def test_file_without_name_column_scores_every_row_as_new_organisation(bundle) -> None:
+    raw = sample_applicants(50, random_state=13).astype(str)
+    without = score_frame(bundle, raw.drop(columns=["NAME"]))
+    blank = score_frame(bundle, raw.assign(NAME=""))
+    assert without.report.n_accepted == 50
+    np.testing.assert_allclose(without.scored[PROBABILITY], blank.scored[PROBABILITY])
+    assert not bundle.is_seen(raw.drop(columns=["NAME"])).any()
+
+
+def test_ein_is_never_a_feature(bundle) -> None:
+    raw = sample_applicants(30, random_state=14).astype(str)
+    other = raw.assign(EIN=[str(10**8 + i) for i in range(30)])
+    np.testing.assert_array_equal(
+        score_frame(bundle, raw).scored[PROBABILITY], score_frame(bundle, other).scored[PROBABILITY]
+    )
