@@ -41,7 +41,7 @@ def kernel_seconds_per_applicant(bundle, applicants: pd.DataFrame, n: int = 20) 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--models-dir", help="use these bundles instead of training fresh ones")
-    parser.add_argument("--kernel-variants", default="baseline,tuned")
+    parser.add_argument("--kernel-variants", default="baseline")
     args = parser.parse_args()
     data_path = require_data()
     raw = pd.read_csv(data_path, dtype=str, keep_default_na=False).drop(columns=[TARGET])

@@ -37,6 +37,17 @@ def require(permission: str) -> None:
         st.stop()
 
 
+def model_page(title: str, permission: str) -> str:
+    """Common head of pages that need a model: role check, title, the sidebar's variant."""
+    require(permission)
+    st.title(title)
+    variant = st.session_state.get("variant")
+    if not variant:
+        st.warning("No trained model yet. Train one on the Train page or with `python -m core train`.")
+        st.stop()
+    return variant
+
+
 def metas() -> tuple[dict[str, dict], dict[str, str]]:
     """Bundle metadata (cheap JSON reads, always fresh so new training shows at once)."""
     return list_metas(models_dir())

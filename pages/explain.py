@@ -10,16 +10,11 @@ import streamlit as st
 from core import config, explain, plots
 from core.reading import read_table
 from core.schema import FIELD_LABELS, KNOWN_VALUES, validate
-from pages.common import friendly_errors, get_bundle, get_explainer, require
+from pages.common import friendly_errors, get_bundle, get_explainer, model_page
 
 MAX_ROWS = 500
 
-require("explain")
-st.title("Explain scores")
-variant = st.session_state.get("variant")
-if not variant:
-    st.warning("No trained model yet.")
-    st.stop()
+variant = model_page("Explain scores", "explain")
 st.caption(
     "Each field's effect is its exact Shapley value in probability points: how much it moves this "
     "applicant's chance away from the average applicant's, fairly sharing what fields do together. "

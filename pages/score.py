@@ -11,17 +11,12 @@ from core import config, decisions, plots, storage
 from core.explain import reason_codes
 from core.schema import FileError
 from core.scoring import PREDICTED, PROBABILITY, ScoreResult, score_source, to_csv_bytes
-from pages.common import current_user, download_name, friendly_errors, get_bundle, get_explainer, require
+from pages.common import current_user, download_name, friendly_errors, get_bundle, get_explainer, model_page
 
 AUTO_REASONS = 1000  # explain every row of batches up to this size, the top rows of larger ones
 SHOW_ROWS = 2000  # rows drawn in the results table; the download always has every row
 
-require("score")
-st.title("Score applicants")
-variant = st.session_state.get("variant")
-if not variant:
-    st.warning("No trained model yet. Train one on the Train page or with `python -m core train`.")
-    st.stop()
+variant = model_page("Score applicants", "score")
 
 limit_mb = st.get_option("server.maxUploadSize")
 st.markdown(
