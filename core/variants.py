@@ -33,13 +33,13 @@ class VariantSpec:
     l2: float = 0.0
     batchnorm: bool = False
     dropout: float = 0.0
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-3  # Adam; with batch 256 this matches batch 32 at 1e-3 in far fewer steps
     lr_drop_epoch: int | None = None  # learning rate divided by lr_drop_factor after this epoch
     lr_drop_factor: float = 10.0
     epochs: int = 100
     batch_size: int = 256
     early_stopping: bool = True
-    patience: int = 8
+    patience: int = 10
     calibrate: bool = False  # temperature-scale the output on the validation split
     # After evaluation, refit on every row (train + validation + test) for the best epoch
     # count found, keeping the temperature: more organisations seen, same recipe.
