@@ -31,6 +31,7 @@ from math import factorial
 import numpy as np
 import pandas as pd
 
+from core.network import Network
 from core.registry import Bundle
 from core.schema import FIELD_LABELS, TARGET
 
@@ -49,64 +50,6 @@ def _coalitions(k: int) -> tuple[np.ndarray, np.ndarray]:
         weights[inside, j] = w[sizes[inside] - 1]
         weights[~inside, j] = -w[sizes[~inside]]
     return subsets, weights
-
-
-@dataclass
-class _Network:
-    """The Keras network split at its first layer: linear head + NumPy float64 tail."""
-
-    w1: np.ndarray
-    b1: np.ndarray
-    activation: str
-    tail: list[tuple[str, tuple]]
-
-    @classmethod
-    def from_model(cls, model: object) -> _Network:
-        import keras
-
-        layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-        first = layers[0]
-        if not isinstance(first, keras.layers.Dense):
-            raise TypeError("the attribution engine needs a Dense first layer")
-        w1, b1 = (np.asarray(v, dtype=np.float64) for v in first.get_weights())
-        tail: list[tuple[str, tuple]] = []
-        for layer in layers[1:]:
-            if isinstance(layer, keras.layers.Dense):
-                w, b = (np.asarray(v, dtype=np.float64) for v in layer.get_weights())
-                tail.append(("dense", (w, b, layer.activation.__name__)))
-            elif isinstance(layer, keras.layers.BatchNormalization):
-                gamma, beta, mean, var = (np.asarray(v, dtype=np.float64) for v in layer.get_weights())
-                scale = gamma / np.sqrt(var + layer.epsilon)
-                tail.append(("affine", (scale, beta - mean * scale)))
-            elif isinstance(layer, keras.layers.Dropout):
-                continue
-            else:
-                raise TypeError(f"unsupported layer for exact attributions: {type(layer).__name__}")
-        return cls(w1, b1, first.activation.__name__, tail)
-
-    @staticmethod
-    def _act(name: str, z: np.ndarray) -> np.ndarray:
-        if name == "tanh":
-            return np.tanh(z)
-        if name == "relu":
-            return np.maximum(z, 0.0)
-        if name == "sigmoid":
-            return 0.5 * (1.0 + np.tanh(0.5 * z))
-        if name == "linear":
-            return z
-        raise TypeError(f"unsupported activation {name}")
-
-    def from_first(self, z1: np.ndarray) -> np.ndarray:
-        """Probability from first-layer pre-activations (any leading shape)."""
-        h = self._act(self.activation, z1)
-        for kind, params in self.tail:
-            if kind == "dense":
-                w, b, act = params
-                h = self._act(act, h @ w + b)
-            else:
-                scale, shift = params
-                h = h * scale + shift
-        return h[..., 0]
 
 
 @dataclass
@@ -145,7 +88,7 @@ class FieldExplainer:
         self.fields = bundle.source_fields
         owners = np.array(bundle.feature_fields)
         self.columns = [np.flatnonzero(owners == f) for f in self.fields]
-        self.net = _Network.from_model(bundle.model)
+        self.net = Network.from_model(bundle.model)
         self.bg_encoded = bundle.transform(self.background).astype(np.float64)
         self.bg_parts = self._parts(self.bg_encoded)  # F x B x H
         self.bg_z1 = self.bg_parts.sum(axis=0) + self.net.b1

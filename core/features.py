@@ -17,6 +17,7 @@ from itertools import pairwise
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.model_selection import KFold
 from sklearn.pipeline import Pipeline
@@ -167,20 +168,22 @@ class FieldEncoder(BaseEstimator, TransformerMixin):
         out = np.column_stack([np.log(p / (1 - p)), np.log1p(pairs[:, 1])]).astype(np.float32)
         return out[codes]
 
-    def _encode(self, X: pd.DataFrame, name_block: np.ndarray | None) -> np.ndarray:
+    def _encode(self, X: pd.DataFrame, name_block: np.ndarray | None) -> sp.csr_matrix:
+        """All columns as a sparse matrix: one-hot and word blocks stay sparse (few ones a row)."""
         n = len(X)
-        blocks: list[np.ndarray] = []
+        rows = np.arange(n)
+        blocks: list[sp.spmatrix | np.ndarray] = []
         for col in self._cat_fields():
             values = X[col].astype(str).to_numpy()
             cats = self.categories_[col]
             width = len(cats) + int(self.has_other_[col])
-            block = np.zeros((n, width), dtype=np.float32)
             index = {v: i for i, v in enumerate(cats)}
             other = len(cats) if self.has_other_[col] else -1
             pos = np.array([index.get(v, other) for v in values], dtype=np.int64)
             hit = pos >= 0
-            block[np.flatnonzero(hit), pos[hit]] = 1.0
-            blocks.append(block)
+            blocks.append(
+                sp.csr_matrix((np.ones(hit.sum(), np.float32), (rows[hit], pos[hit])), shape=(n, width))
+            )
         if self.status_numeric:
             blocks.append(X["STATUS"].astype(np.float32).to_numpy()[:, None])
         ask = X["ASK_AMT"].astype(float).to_numpy()
@@ -194,24 +197,29 @@ class FieldEncoder(BaseEstimator, TransformerMixin):
         if self.name_words:
             # Organisations repeat: tokenise each distinct name once.
             codes, uniques = pd.factorize(names)
-            unique_block = np.zeros((len(uniques), len(self.vocabulary_)), dtype=np.float32)
-            for i, name in enumerate(uniques):
-                for tok in name_tokens(name):
-                    j = self.vocabulary_.get(tok)
-                    if j is not None:
-                        unique_block[i, j] = 1.0
-            blocks.append(unique_block[codes])
+            indptr, indices = [0], []
+            for name in uniques:
+                found = {self.vocabulary_[t] for t in name_tokens(name) if t in self.vocabulary_}
+                indices.extend(sorted(found))
+                indptr.append(len(indices))
+            shape = (len(uniques), len(self.vocabulary_))
+            unique_block = sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=shape)
+            blocks.append(unique_block[codes] if n else unique_block[:0])
         if self.name_target:
             blocks.append(
                 name_block
                 if name_block is not None
                 else self._name_stats(names, self.name_stats_, self.prior_)
             )
-        return np.hstack(blocks)
+        return sp.hstack([sp.csr_matrix(b) if isinstance(b, np.ndarray) else b for b in blocks], format="csr")
+
+    def transform_sparse(self, X: pd.DataFrame) -> sp.csr_matrix:
+        """Encoded rows as a sparse matrix (fast scoring never builds the dense one)."""
+        return self._encode(X, None)
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         """Encode rows with what was learned in fit (never refits)."""
-        return self._encode(X, None)
+        return self._encode(X, None).toarray()
 
     def fit_transform(
         self, X: pd.DataFrame, y: pd.Series | np.ndarray | None = None, **_: object
@@ -228,7 +236,7 @@ class FieldEncoder(BaseEstimator, TransformerMixin):
             # Statistics and prior from the other folds only: no row sees its own label.
             fold_stats = _name_table(names[fit_idx], y[fit_idx])
             block[enc_idx] = self._name_stats(names[enc_idx], fold_stats, float(y[fit_idx].mean()))
-        return self._encode(X, block)
+        return self._encode(X, block).toarray()
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         return np.array(self.feature_names_, dtype=object)

@@ -20,6 +20,7 @@ import secrets
 import shutil
 import uuid
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import joblib
@@ -102,11 +103,17 @@ class Bundle:
     def transform(self, df: pd.DataFrame) -> np.ndarray:
         return self.pipeline.transform(df).astype(np.float32)
 
+    @cached_property
+    def _scorer(self) -> object:
+        from core.training import fast_scorer
+
+        return fast_scorer(self.pipeline, self.model)
+
     def predict_proba(self, df: pd.DataFrame) -> np.ndarray:
         """Success probabilities for validated rows (no refitting, bounded batches)."""
         from core.training import predict_proba
 
-        return predict_proba(self.pipeline, self.model, df)
+        return predict_proba(self.pipeline, self.model, df, scorer=self._scorer)
 
     def test_predictions(self) -> pd.DataFrame:
         """Held-out test rows' labels and predicted probabilities (for Compare)."""

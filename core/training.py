@@ -117,14 +117,33 @@ class TrainedModel:
     extra: dict = field(default_factory=dict)
 
 
+def fast_scorer(pipeline: Pipeline, model: keras.Model):
+    """The sparse NumPy scorer for this model, or None when its shape is not supported."""
+    from core.network import FastScorer
+
+    try:
+        return FastScorer(pipeline, model)
+    except (TypeError, KeyError, AttributeError):
+        return None
+
+
 def predict_proba(
-    pipeline: Pipeline, model: keras.Model, df: pd.DataFrame, batch: int = 50_000
+    pipeline: Pipeline, model: keras.Model, df: pd.DataFrame, batch: int = 50_000, scorer: object = None
 ) -> np.ndarray:
-    """Success probabilities for validated rows, in bounded-size batches (no refitting)."""
+    """Success probabilities for validated rows, in bounded-size batches (no refitting).
+
+    Uses the sparse NumPy forward pass (same numbers as Keras to float rounding, far less
+    memory for wide inputs); falls back to Keras for networks it does not know.
+    """
+    scorer = scorer or fast_scorer(pipeline, model)
     out = np.empty(len(df), dtype=np.float64)
     for start in range(0, len(df), batch):
-        x = pipeline.transform(df.iloc[start : start + batch]).astype(np.float32)
-        out[start : start + len(x)] = predict_matrix(model, x)
+        rows = df.iloc[start : start + batch]
+        if scorer is not None:
+            out[start : start + len(rows)] = scorer.predict(rows)
+        else:
+            encoded = pipeline.transform(rows).astype(np.float32)
+            out[start : start + len(rows)] = predict_matrix(model, encoded)
     return out
 
 

@@ -165,3 +165,22 @@ def test_choosing_a_model_in_the_sidebar_scores_with_it(app: AppTest) -> None:
     assert any("baseline-" in c.value for c in app.sidebar.caption)
     _key, result = app.session_state["score_result"]
     assert result.variant == "baseline"
+
+
+def test_override_in_history_shows_in_batch_and_download(app: AppTest) -> None:
+    from core import storage
+
+    upload(app, "a.csv", sample_applicants(15, random_state=4).to_csv(index=False).encode())
+    app.button(key="score_record").click().run()
+    open_page(app, "history")
+    first = storage.list_batches()[0]
+    original, _ = storage.batch_files(first.id)
+    app.number_input(key="override_row").set_value(3)
+    app.radio(key="override_decision").set_value("Do not fund")
+    app.text_area(key="override_reason").set_value("Funded twice this year already")
+    next(b for b in app.button if b.label == "Save override").click().run()
+    assert not app.exception
+    rows = table_with(app, "override_decision", "override_reason")
+    assert rows.loc[2, "override_decision"] == "0" and rows.loc[2, "override_by"] == "local"
+    assert rows.loc[2, "override_reason"] == "Funded twice this year already"
+    assert storage.batch_files(first.id)[0] == original  # the first-produced results never change
