@@ -38,8 +38,13 @@ def name_tokens(name: str, bigrams: bool = True) -> list[str]:
 
 
 def normalise_name(names: pd.Series) -> pd.Series:
-    """Names as the identity of an organisation: upper case, single spaces."""
-    return names.astype("string").fillna("").str.upper().str.split().str.join(" ").astype(object)
+    """Names as the identity of an organisation: upper case, single spaces.
+
+    Organisations repeat, so each distinct spelling is normalised once.
+    """
+    codes, uniques = pd.factorize(names.astype(object).fillna(""))
+    normalised = np.array([" ".join(str(u).upper().split()) for u in uniques] or [""], dtype=object)
+    return pd.Series(normalised[codes] if len(codes) else [], index=names.index, dtype=object)
 
 
 def _name_table(names: np.ndarray, y: np.ndarray) -> dict[str, tuple[float, int]]:
@@ -177,9 +182,9 @@ class FieldEncoder(BaseEstimator, TransformerMixin):
             values = X[col].astype(str).to_numpy()
             cats = self.categories_[col]
             width = len(cats) + int(self.has_other_[col])
-            index = {v: i for i, v in enumerate(cats)}
             other = len(cats) if self.has_other_[col] else -1
-            pos = np.array([index.get(v, other) for v in values], dtype=np.int64)
+            pos = pd.Index(cats, dtype=object).get_indexer(values)
+            pos[pos < 0] = other
             hit = pos >= 0
             blocks.append(
                 sp.csr_matrix((np.ones(hit.sum(), np.float32), (rows[hit], pos[hit])), shape=(n, width))
