@@ -105,3 +105,8 @@ def download_name(stem: str, suffix: str = "csv") -> str:
     import re
 
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem)[:80] + f".{suffix}"
+
+
+def csv_download(label: str, data: bytes, stem: str, key: str, where: object = st) -> None:
+    """A CSV download button with a safe file name (``where``: a column or st itself)."""
+    where.download_button(label, data, file_name=download_name(stem), mime="text/csv", key=key)

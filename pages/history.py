@@ -7,7 +7,7 @@ import streamlit as st
 
 from core import storage
 from core.scoring import to_csv_bytes
-from pages.common import current_user, download_name, friendly_errors, require
+from pages.common import csv_download, current_user, friendly_errors, require
 
 require("history")
 st.title("Scored batches")
@@ -43,28 +43,16 @@ st.caption(f"sha256 of the uploaded file: `{record.file_sha256}`")
 with friendly_errors():
     results, rejects = storage.batch_files(batch_id)
     d1, d2, d3 = st.columns(3)
-    d1.download_button(
-        "Results as first produced",
-        results,
-        file_name=download_name(f"scored_{record.file_name}"),
-        mime="text/csv",
-        key="history_download",
-    )
+    csv_download("Results as first produced", results, f"scored_{record.file_name}", "history_download", d1)
     if record.rejected:
-        d2.download_button(
-            "Rejected rows",
-            rejects,
-            file_name=download_name(f"rejected_{record.file_name}"),
-            mime="text/csv",
-            key="history_rejects",
-        )
+        csv_download("Rejected rows", rejects, f"rejected_{record.file_name}", "history_rejects", d2)
     current = storage.results_with_overrides(batch_id)
-    d3.download_button(
+    csv_download(
         "Results with overrides",
         to_csv_bytes(current),
-        file_name=download_name(f"scored_overridden_{record.file_name}"),
-        mime="text/csv",
-        key="history_download_overrides",
+        f"scored_overridden_{record.file_name}",
+        "history_download_overrides",
+        d3,
     )
     st.dataframe(current, hide_index=True, key="history_rows")
 

@@ -11,7 +11,7 @@ from core import config, decisions, plots, storage
 from core.explain import reason_codes
 from core.schema import FileError
 from core.scoring import PREDICTED, PROBABILITY, ScoreResult, score_source, to_csv_bytes
-from pages.common import current_user, download_name, friendly_errors, get_bundle, get_explainer, model_page
+from pages.common import csv_download, current_user, friendly_errors, get_bundle, get_explainer, model_page
 
 AUTO_REASONS = 1000  # explain every row of batches up to this size, the top rows of larger ones
 SHOW_ROWS = 2000  # rows drawn in the results table; the download always has every row
@@ -86,12 +86,11 @@ if report.n_rejected:
     rejected_view = report.rejected.drop(columns=["_FIELD_COUNT"], errors="ignore")
     with st.expander("Rejected rows"):
         st.dataframe(rejected_view, hide_index=True, key="score_rejected")
-    st.download_button(
+    csv_download(
         "Download rejected rows (CSV)",
         to_csv_bytes(rejected_view),
-        file_name=download_name(f"rejected_{source_name}"),
-        mime="text/csv",
-        key="score_rejects_download",
+        f"rejected_{source_name}",
+        "score_rejects_download",
     )
 if len(report.warnings):
     with st.expander(f"Warnings ({len(report.warnings):,})"):
@@ -184,13 +183,7 @@ if metrics:
 # -- download and record -----------------------------------------------------------------
 download = table.drop(columns=[PREDICTED]).rename(columns={"selected": "recommended"})
 results_csv = to_csv_bytes(download)
-st.download_button(
-    "Download scored applicants (CSV)",
-    results_csv,
-    file_name=download_name(f"scored_{source_name}"),
-    mime="text/csv",
-    key="score_download",
-)
+csv_download("Download scored applicants (CSV)", results_csv, f"scored_{source_name}", "score_download")
 if st.button("Record this batch in History", key="score_record", type="primary"):
     with friendly_errors():
         batch_id = storage.record_batch(
