@@ -189,7 +189,7 @@ def check_columns(columns: list[str], *, need_target: bool = False) -> list[str]
     if missing:
         raise FileError(
             f"Required column{'s' if len(missing) > 1 else ''} missing: {', '.join(missing)}. "
-            f"Expected columns: {', '.join(REQUIRED_FIELDS)} (EIN and NAME optional)."
+            f"Expected columns: {', '.join(required)} (EIN and NAME optional)."
         )
     return [c for c in columns if c not in ALL_COLUMNS]
 
