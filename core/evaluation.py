@@ -164,6 +164,32 @@ def bootstrap_accuracy_difference(
     return {"difference": float(diff.mean()), "ci_low": float(low), "ci_high": float(high)}
 
 
+def compare_pair(
+    a: str, preds_a: pd.DataFrame, b: str, preds_b: pd.DataFrame, threshold: float = 0.5
+) -> dict:
+    """Two variants on the same test rows: McNemar, bootstrap interval, rows they disagree on.
+
+    ``preds_*`` are bundles' stored test predictions (``row``, ``IS_SUCCESSFUL``,
+    ``success_probability`` and the applicant fields). Raises ValueError when the two were
+    evaluated on different rows (other seed or data), where a paired test means nothing.
+    """
+    if not preds_a["row"].reset_index(drop=True).equals(preds_b["row"].reset_index(drop=True)):
+        raise ValueError(f"{a} and {b} were trained with different seeds or data, so their test rows differ.")
+    y = preds_a["IS_SUCCESSFUL"].to_numpy()
+    ya = (preds_a["success_probability"].to_numpy() >= threshold).astype(int)
+    yb = (preds_b["success_probability"].to_numpy() >= threshold).astype(int)
+    both = preds_a.assign(
+        **{f"p_{a}": preds_a["success_probability"], f"p_{b}": preds_b["success_probability"].to_numpy()}
+    )
+    cols = [c for c in both.columns if c not in ("success_probability", "row", "seen_organisation")]
+    return {
+        "n": len(y),
+        "mcnemar": mcnemar(y, ya, yb),
+        "bootstrap": bootstrap_accuracy_difference(y, ya, yb),
+        "disagreements": both.loc[ya != yb, cols].reset_index(drop=True),
+    }
+
+
 def summary_row(variant: str, meta: dict) -> dict:
     """One row of the Compare table from a bundle's metadata."""
     test = meta.get("metrics", {}).get("test", {})

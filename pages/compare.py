@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from core import evaluation, plots
@@ -102,23 +101,15 @@ if a == b:
     st.info("Choose two different variants.")
     st.stop()
 with friendly_errors():
-    pa, pb = get_bundle(a).test_predictions(), get_bundle(b).test_predictions()
-    if not pa["row"].equals(pb["row"]):
-        st.warning("These two variants were trained with different seeds or data, so their test rows differ.")
-        st.stop()
-    y = pa["IS_SUCCESSFUL"].to_numpy()
-    ya, yb = (pa[PROBABILITY] >= 0.5).astype(int), (pb[PROBABILITY] >= 0.5).astype(int)
-    mc = evaluation.mcnemar(y, ya, yb)
-    boot = evaluation.bootstrap_accuracy_difference(y, ya, yb)
+    pair = evaluation.compare_pair(a, get_bundle(a).test_predictions(), b, get_bundle(b).test_predictions())
+    mc, boot = pair["mcnemar"], pair["bootstrap"]
     q1, q2, q3 = st.columns(3)
     q1.metric(f"Accuracy {a} − {b}", f"{boot['difference']:+.2%}")
     q2.metric("95% bootstrap interval", f"{boot['ci_low']:+.2%} to {boot['ci_high']:+.2%}")
     q3.metric("McNemar p-value", f"{mc['p_value']:.3g}")
     st.caption(
-        f"On the {len(y):,} test rows, only {a} is right on {mc['only_a_right']:,} and only {b} on "
+        f"On the {pair['n']:,} test rows, only {a} is right on {mc['only_a_right']:,} and only {b} on "
         f"{mc['only_b_right']:,}. A p-value under 0.05 means the difference is unlikely to be chance."
     )
-    disagree = pa.assign(**{f"p_{a}": pa[PROBABILITY], f"p_{b}": pb[PROBABILITY]})[ya != yb]
-    cols = [c for c in disagree.columns if c not in (PROBABILITY, "row", "seen_organisation")]
-    st.markdown(f"**Applicants they disagree on** ({len(disagree):,})")
-    st.dataframe(pd.DataFrame(disagree[cols]), hide_index=True, key="compare_disagree")
+    st.markdown(f"**Applicants they disagree on** ({len(pair['disagreements']):,})")
+    st.dataframe(pair["disagreements"], hide_index=True, key="compare_disagree")

@@ -32,11 +32,14 @@ def test_train_score_evaluate(tmp_path: Path, capsys) -> None:
                 "--seed",
                 "1",
                 "--quiet",
+                "--grouped",
             ]
         )
         == 0
     )
-    assert {p.name for p in models.iterdir()} == {"baseline", "tuned"}
+    assert {p.name for p in models.iterdir() if not p.name.startswith(".")} == {"baseline", "tuned"}
+    grouped = json.loads((models / "tuned" / "meta.json").read_text())["metrics"]["grouped"]
+    assert grouped["split"] == "grouped by NAME" and 0 <= grouped["accuracy"] <= 1
     out = capsys.readouterr().out
     assert "baseline" in out and "acc" in out
 
