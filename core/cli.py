@@ -162,11 +162,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def cmd_ensure_models(args: argparse.Namespace) -> int:
     """Train the default variants on the demo data unless healthy bundles already exist."""
-    from core.registry import list_metas
+    from core.registry import load_all
     from core.variants import VARIANTS
 
-    metas, errors = list_metas(_models_dir(args))
-    missing = [v for v in VARIANTS if v not in metas]
+    bundles, errors = load_all(_models_dir(args))
+    missing = [v for v in VARIANTS if v not in bundles]
     if not missing:
         print(f"Models ready in {_models_dir(args)}.", file=sys.stderr)
         return 0

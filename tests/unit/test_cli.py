@@ -187,3 +187,17 @@ def test_explain_command(models_dir: Path, tmp_path: Path) -> None:
     total = frame["base_value"] + frame[shap_cols].sum(axis=1)
     assert (total - frame["success_probability"]).abs().max() < 1e-5
     assert frame["reasons"].str.contains("the chance by").any()
+
+
+def test_ensure_models_retrains_only_damaged_ones(models_dir: Path, tmp_path: Path, capsys) -> None:
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(models_dir.parent, home)
+    models = home / "models"
+    before = {v: json.loads((models / v / "meta.json").read_text())["version"] for v in ("baseline", "tuned")}
+    (models / "baseline" / "model.keras").write_bytes(b"broken")
+    assert main(["ensure-models", "--models-dir", str(models), "--quiet"]) == 0
+    after = {v: json.loads((models / v / "meta.json").read_text())["version"] for v in ("baseline", "tuned")}
+    assert after["baseline"] != before["baseline"] and after["tuned"] == before["tuned"]
+    assert "Retraining damaged models: baseline" in capsys.readouterr().err
