@@ -31,8 +31,8 @@ def files() -> dict[str, bytes]:
     out["header_only.csv"] = _csv(base.iloc[:0])
     xlsx = io.BytesIO()
     with zipfile.ZipFile(xlsx, "w") as zf:
-        zf.writestr("[Content_Types].xml", "<Types/>")
-        zf.writestr("xl/workbook.xml", "<workbook/>")
+        for name, body in (("[Content_Types].xml", "<Types/>"), ("xl/workbook.xml", "<workbook/>")):
+            zf.writestr(zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0)), body)  # reproducible bytes
     out["workbook.xlsx"] = xlsx.getvalue()
     out["image.png"] = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
     out["random.bin"] = bytes((i * 7919 + 13) % 256 for i in range(4096))
