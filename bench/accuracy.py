@@ -17,8 +17,8 @@ import numpy as np
 from _common import require_data
 
 from core.evaluation import evaluate_grouped, evaluate_predictions
-from core.features import normalise_name
-from core.schema import NAME_FIELD, TARGET
+from core.features import known_names, seen_mask
+from core.schema import TARGET
 from core.training import fit_variant, predict_proba, split_rows
 from core.variants import VARIANTS
 from core.workflow import load_training_data
@@ -48,7 +48,7 @@ def main() -> None:
             started = time.perf_counter()
             trained = fit_variant(spec, train, val, seed)
             res.setdefault("train seconds", []).append(time.perf_counter() - started)
-            seen = normalise_name(test[NAME_FIELD]).isin(set(normalise_name(train[NAME_FIELD]))).to_numpy()
+            seen = seen_mask(test, known_names(train))
             probabilities = predict_proba(trained.pipeline, trained.model, test)
             rep = evaluate_predictions(test[TARGET].to_numpy(), probabilities, seen=seen)
             grp = evaluate_grouped(name, frame, seed)

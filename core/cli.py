@@ -150,7 +150,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     report = validate(raw, known_values=bundle.known_values, ask_range=bundle.ask_range)
     accepted = report.accepted
     attr = FieldExplainer(bundle).explain(accepted)
-    frame = explanation_frame(raw.loc[accepted.index].drop(columns=["_FIELD_COUNT"], errors="ignore"), attr)
+    frame = explanation_frame(report.input_rows(raw), attr)
     Path(args.output).write_bytes(to_csv_bytes(frame))
     print(
         f"{report.n_input} rows: {report.n_accepted} explained, {report.n_rejected} rejected "

@@ -33,7 +33,7 @@ import pandas as pd
 
 from core.network import Network
 from core.registry import Bundle
-from core.schema import FIELD_LABELS, TARGET
+from core.schema import FIELD_LABELS, NAME_FIELD, REQUIRED_FIELDS, TARGET
 
 MAX_ROWS_PER_BLOCK = 262_144  # coalition rows evaluated at once (bounds memory)
 
@@ -249,8 +249,7 @@ def shap_reference(bundle: Bundle, rows: pd.DataFrame, background: pd.DataFrame)
 
     def model_fn(codes: np.ndarray) -> np.ndarray:
         frame = pd.DataFrame({f: [books[j][int(c)] for c in codes[:, j]] for j, f in enumerate(fields)})
-        for f in ("APPLICATION_TYPE", "AFFILIATION", "CLASSIFICATION", "USE_CASE", "ORGANIZATION",
-                  "INCOME_AMT", "SPECIAL_CONSIDERATIONS", "STATUS", "ASK_AMT", "NAME"):  # fmt: skip
+        for f in [*REQUIRED_FIELDS, NAME_FIELD]:  # fields this model ignores: any constant will do
             if f not in frame:
                 frame[f] = background[f].iat[0]
         return bundle.predict_proba(frame)

@@ -54,6 +54,23 @@ def _name_table(names: np.ndarray, y: np.ndarray) -> dict[str, tuple[float, int]
     return {k: (float(s), int(c)) for k, s, c in stats.itertuples()}
 
 
+def frame_names(X: pd.DataFrame) -> np.ndarray:
+    """Normalised NAME of every row; blanks when the file has no NAME column (new organisations)."""
+    return (
+        normalise_name(X[NAME_FIELD]).to_numpy() if NAME_FIELD in X else np.array([""] * len(X), dtype=object)
+    )
+
+
+def known_names(X: pd.DataFrame) -> set[str]:
+    """The organisations a model was trained on."""
+    return set(frame_names(X)) - {""}
+
+
+def seen_mask(rows: pd.DataFrame, known: set[str]) -> np.ndarray:
+    """Whether each row's organisation is among ``known`` (never for a blank name)."""
+    return pd.Series(frame_names(rows)).isin(known).to_numpy()
+
+
 class FieldEncoder(BaseEstimator, TransformerMixin):
     """Encode each source field separately into numeric columns.
 
@@ -121,7 +138,7 @@ class FieldEncoder(BaseEstimator, TransformerMixin):
         ask = X["ASK_AMT"].astype(float)
         self.ask_range_ = (float(ask.min()), float(ask.max()))
         if self.name_words:
-            names = normalise_name(X[NAME_FIELD]) if NAME_FIELD in X else pd.Series([""] * len(X))
+            names = frame_names(X)
             df = Counter(tok for n in names for tok in set(name_tokens(n)))
             common = [t for t, c in df.most_common() if c >= self.name_min_df]
             self.vocabulary_ = {t: i for i, t in enumerate(sorted(common[: self.name_words]))}
@@ -129,9 +146,9 @@ class FieldEncoder(BaseEstimator, TransformerMixin):
             if y is None:
                 raise ValueError("name_target needs the training labels")
             y = np.asarray(y, dtype=float)
-            names = normalise_name(X[NAME_FIELD]) if NAME_FIELD in X else pd.Series([""] * len(X))
+            names = frame_names(X)
             self.prior_ = float(y.mean())
-            self.name_stats_ = _name_table(names.to_numpy(), y)
+            self.name_stats_ = _name_table(names, y)
         self.feature_names_, self.feature_fields_ = self._layout()
         return self
 
@@ -198,7 +215,7 @@ class FieldEncoder(BaseEstimator, TransformerMixin):
         else:
             blocks.append(ask.astype(np.float32)[:, None])
         if self.name_words or self.name_target:
-            names = normalise_name(X[NAME_FIELD]).to_numpy() if NAME_FIELD in X else np.array([""] * n)
+            names = frame_names(X)
         if self.name_words:
             # Organisations repeat: tokenise each distinct name once.
             codes, uniques = pd.factorize(names)
@@ -234,7 +251,7 @@ class FieldEncoder(BaseEstimator, TransformerMixin):
         if not self.name_target:
             return self.transform(X)
         y = np.asarray(y, dtype=float)
-        names = normalise_name(X[NAME_FIELD]).to_numpy() if NAME_FIELD in X else np.array([""] * len(X))
+        names = frame_names(X)
         block = np.empty((len(X), 2), dtype=np.float32)
         folds = KFold(self.n_folds, shuffle=True, random_state=self.random_state)
         for fit_idx, enc_idx in folds.split(names):

@@ -119,17 +119,16 @@ class Bundle:
         """Held-out test rows' labels and predicted probabilities (for Compare)."""
         return pd.read_parquet(self.path / "test_predictions.parquet")
 
+    @cached_property
     def seen_names(self) -> set[str]:
-        """Normalised names of the organisations in the training split."""
+        """Normalised names of the organisations the model was trained on (read once)."""
         return set(pd.read_parquet(self.path / "training_names.parquet")["NAME"])
 
     def is_seen(self, df: pd.DataFrame) -> np.ndarray:
         """Whether each row's organisation appeared in training (False when NAME is absent)."""
-        from core.features import normalise_name
+        from core.features import seen_mask
 
-        if "NAME" not in df:
-            return np.zeros(len(df), dtype=bool)
-        return normalise_name(df["NAME"]).isin(self.seen_names()).to_numpy()
+        return seen_mask(df, self.seen_names)
 
     def background(self) -> pd.DataFrame:
         """Seeded sample of training rows (attribution background)."""

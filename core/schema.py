@@ -144,6 +144,10 @@ class ValidationReport:
             "extra_columns_ignored": list(self.extra_columns),
         }
 
+    def input_rows(self, raw: pd.DataFrame) -> pd.DataFrame:
+        """The accepted rows exactly as the user's file had them (reader's hidden column dropped)."""
+        return raw.loc[self.accepted.index].drop(columns=[MALFORMED], errors="ignore")
+
     @classmethod
     def concat(cls, reports: list[ValidationReport]) -> ValidationReport:
         """One report for a file validated chunk by chunk."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +21,7 @@ import pandas as pd
 from core.evaluation import classification_metrics
 from core.reading import iter_chunks
 from core.registry import Bundle
-from core.schema import MALFORMED, TARGET, ValidationReport, validate
+from core.schema import TARGET, ValidationReport, validate
 
 PROBABILITY = "success_probability"
 PREDICTED = "predicted_success"
@@ -74,12 +74,26 @@ def score_frame(bundle: Bundle, raw: pd.DataFrame, first_line: int = 2) -> Score
     )
     features = report.accepted.drop(columns=[TARGET], errors="ignore")
     probs = bundle.predict_proba(features) if len(features) else np.empty(0)
-    scored = raw.loc[report.accepted.index].drop(columns=[MALFORMED], errors="ignore")
+    scored = report.input_rows(raw)
     scored[PROBABILITY] = np.round(probs, 6)
     scored[PREDICTED] = (probs >= bundle.threshold).astype(int)
     return ScoreResult(
         scored.reset_index(drop=True), report, bundle.variant, bundle.version, bundle.threshold
     )
+
+
+def iter_scored(
+    bundle: Bundle, source: str | Path | bytes, chunksize: int, progress: Callable[[int], None] | None = None
+) -> Iterator[ScoreResult]:
+    """Score a file chunk by chunk; row positions continue across chunks, so results and
+    rejects line up with the file. ``progress`` gets the number of rows read so far."""
+    offset = 0
+    for line, chunk in iter_chunks(source, chunksize):
+        chunk.index = range(offset, offset + len(chunk))
+        offset += len(chunk)
+        yield score_frame(bundle, chunk, first_line=line)
+        if progress:
+            progress(offset)
 
 
 def score_source(
@@ -88,19 +102,8 @@ def score_source(
     chunksize: int = 50_000,
     progress: Callable[[int], None] | None = None,
 ) -> ScoreResult:
-    """Score a whole file held in memory by the caller (the app), chunk by chunk with progress.
-
-    Row positions in the result continue across chunks, so results and rejects line up
-    with the file.
-    """
-    parts: list[ScoreResult] = []
-    offset = 0
-    for line, chunk in iter_chunks(source, chunksize):
-        chunk.index = range(offset, offset + len(chunk))
-        offset += len(chunk)
-        parts.append(score_frame(bundle, chunk, first_line=line))
-        if progress:
-            progress(offset)
+    """Score a whole file into one in-memory result (the app), with progress."""
+    parts = list(iter_scored(bundle, source, chunksize, progress))
     report = ValidationReport.concat([p.report for p in parts])
     scored = pd.concat([p.scored for p in parts], ignore_index=True)
     return ScoreResult(scored, report, bundle.variant, bundle.version, bundle.threshold)
@@ -131,19 +134,15 @@ def score_file(
     rej_fh = open(rejects, "w", newline="", encoding="utf-8") if rejects else None  # noqa: SIM115
     try:
         first = True
-        for line, chunk in iter_chunks(source, chunksize):
-            result = score_frame(bundle, chunk, first_line=line)
+        for result in iter_scored(bundle, source, chunksize, progress):
             neutralise(result.scored).to_csv(out_fh, index=False, header=first)
             if rej_fh is not None:
-                rej = result.report.rejected.drop(columns=[MALFORMED], errors="ignore")
-                neutralise(rej).to_csv(rej_fh, index=False, header=first)
+                neutralise(result.report.rejected).to_csv(rej_fh, index=False, header=first)
             first = False
             total += result.report.n_input
             accepted += result.report.n_accepted
             rejected += result.report.n_rejected
             warned += result.report.n_warned
-            if progress:
-                progress(total)
     finally:
         if is_path:
             out_fh.close()

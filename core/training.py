@@ -7,6 +7,7 @@ preprocessor is fitted on the training split only.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,8 +18,8 @@ import pandas as pd
 from sklearn.model_selection import GroupShuffleSplit, train_test_split
 from sklearn.pipeline import Pipeline
 
-from core.features import make_preprocessor, normalise_name
-from core.schema import NAME_FIELD, TARGET
+from core.features import frame_names, make_preprocessor
+from core.schema import TARGET
 from core.variants import VariantSpec
 
 # progress(variant, epoch, max_epochs, logs): called after every epoch.
@@ -57,7 +58,7 @@ def split_rows(
 
 def grouped_split(df: pd.DataFrame, seed: int = 0) -> Splits:
     """Split by organisation NAME: the test split holds only organisations never trained on."""
-    return split_rows(df[TARGET].to_numpy(), seed, groups=normalise_name(df[NAME_FIELD]).to_numpy())
+    return split_rows(df[TARGET].to_numpy(), seed, groups=frame_names(df))
 
 
 def set_seed(seed: int) -> None:
@@ -249,8 +250,6 @@ def refit_full(
     The evaluation numbers stay those of the held-out test split; this only lets the
     served model learn from the rows that evaluation had to hold back.
     """
-    import dataclasses
-
     spec = dataclasses.replace(trained.spec, early_stopping=False, calibrate=False, epochs=trained.best_epoch)
     final = fit_variant(spec, frame, None, seed, progress)
     apply_temperature(final.model, trained.temperature)

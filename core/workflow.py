@@ -14,10 +14,10 @@ import pandas as pd
 
 from core import config
 from core.evaluation import evaluate_grouped, evaluate_predictions
-from core.features import normalise_name
+from core.features import known_names, seen_mask
 from core.reading import read_table
 from core.registry import save_bundle
-from core.schema import NAME_FIELD, TARGET, FileError, ValidationReport, validate
+from core.schema import TARGET, FileError, ValidationReport, validate
 from core.synthetic import generate
 from core.training import (
     Progress,
@@ -50,15 +50,9 @@ def load_training_data(source: str | Path | bytes | None = None, name: str | Non
         digest = hashlib.sha256(raw.to_csv(index=False).encode()).hexdigest()
         label = f"synthetic demo data ({SYNTHETIC_ROWS} rows, seed 0)"
     else:
-        blob = (
-            source
-            if isinstance(source, bytes)
-            else Path(source).read_bytes()
-            if Path(source).is_file()
-            else None
-        )
-        if blob is None:
+        if not isinstance(source, bytes) and not Path(source).is_file():
             raise FileError(f"File not found: {source}")
+        blob = source if isinstance(source, bytes) else Path(source).read_bytes()
         raw = read_table(blob)
         digest = hashlib.sha256(blob).hexdigest()
         label = name or (Path(source).name if not isinstance(source, bytes) else "uploaded file")
@@ -84,13 +78,6 @@ def _library_versions() -> dict[str, str]:
         "pandas": pd.__version__,
         "numpy": np.__version__,
     }
-
-
-def _seen(train: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
-    known = set(normalise_name(train[NAME_FIELD])) - {""} if NAME_FIELD in train else set()
-    if NAME_FIELD not in rows:
-        return np.zeros(len(rows), dtype=bool)
-    return normalise_name(rows[NAME_FIELD]).isin(known).to_numpy()
 
 
 def train_variants(
@@ -136,9 +123,7 @@ def train_variants(
             history=trained.history,
             test_predictions=test_frame,
             background=background.drop(columns=[TARGET]).reset_index(drop=True),
-            training_names=pd.Series(sorted(set(normalise_name(fitted_on[NAME_FIELD])) - {""}), dtype=object)
-            if NAME_FIELD in fitted_on
-            else pd.Series([], dtype=object),
+            training_names=pd.Series(sorted(known_names(fitted_on)), dtype=object),
         )
         results[spec.name] = meta
     return results
@@ -167,7 +152,7 @@ def _describe(
     spec = trained.spec
     p_val = predict_proba(trained.pipeline, trained.model, val)
     p_test = predict_proba(trained.pipeline, trained.model, test)
-    seen = _seen(train, test)
+    seen = seen_mask(test, known_names(train))
     threshold = 0.5
     created = datetime.now(UTC)
     meta = {

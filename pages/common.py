@@ -94,9 +94,7 @@ def friendly_errors() -> Iterator[None]:
         yield
     except (FileError, BundleError, ValueError) as err:
         st.error(str(err))
-    except Exception as err:
-        if type(err).__name__ in ("StopException", "RerunException", "RerunData"):
-            raise
+    except Exception:  # last line of defence; st.stop()/st.rerun() are BaseExceptions and pass through
         log.error("unexpected error: %s", traceback.format_exc())
         st.error("Something went wrong while doing that. Try again; if it keeps happening, tell an analyst.")
 

@@ -83,12 +83,11 @@ if report.extra_columns:
 if report.n_rejected:
     st.warning(f"{report.n_rejected:,} rows were not scored. Reasons:")
     st.dataframe(report.reasons(), hide_index=True, key="score_reasons")
-    rejected_view = report.rejected.drop(columns=["_FIELD_COUNT"], errors="ignore")
     with st.expander("Rejected rows"):
-        st.dataframe(rejected_view, hide_index=True, key="score_rejected")
+        st.dataframe(report.rejected, hide_index=True, key="score_rejected")
     csv_download(
         "Download rejected rows (CSV)",
-        to_csv_bytes(rejected_view),
+        to_csv_bytes(report.rejected),
         f"rejected_{source_name}",
         "score_rejects_download",
     )
@@ -198,7 +197,7 @@ if st.button("Record this batch in History", key="score_record", type="primary")
             budget=selection.budget,
             selected=summary["selected"],
             results_csv=results_csv,
-            rejects_csv=to_csv_bytes(report.rejected.drop(columns=["_FIELD_COUNT"], errors="ignore")),
+            rejects_csv=to_csv_bytes(report.rejected),
         )
         st.session_state["score_recorded"] = batch_id
 if st.session_state.get("score_recorded"):
