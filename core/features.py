@@ -47,6 +47,38 @@ def normalise_name(names: pd.Series) -> pd.Series:
     return pd.Series(normalised[codes] if len(codes) else [], index=names.index, dtype=object)
 
 
+_LEGAL = frozenset({"INC", "OF", "THE", "CORP", "CORPORATION", "LLC", "INCORPORATED", "CO", "AND", "LTD"})
+
+
+def _no_digits(words: list[str]) -> list[str]:
+    return [w for w in words if not any(ch.isdigit() for ch in w)]
+
+
+# Keys that group organisations into families: chapters and branches of one body
+# ("AMERICAN LEGION POST 12" / "... POST 97") share a key though never a name, so a
+# first-time applicant still inherits how its family fared.
+NAME_FAMILIES = {
+    "identity": lambda w: w,
+    "no digits": _no_digits,
+    "core words": lambda w: [x for x in _no_digits(w) if x not in _LEGAL],
+    "first word": lambda w: w[:1],
+    "first two words": lambda w: w[:2],
+    "first three words": lambda w: w[:3],
+    "last two core words": lambda w: [x for x in w if x not in _LEGAL][-2:],
+    "last core word": lambda w: [x for x in _no_digits(w) if x not in _LEGAL][-1:],
+}
+
+
+def name_keys(names: np.ndarray, family: str) -> np.ndarray:
+    """Each normalised name's key in one family (blank stays blank); distinct names once."""
+    if family == "identity":
+        return names
+    codes, uniques = pd.factorize(names)
+    rule = NAME_FAMILIES[family]
+    keys = np.array([" ".join(rule(_TOKEN.findall(u))) for u in uniques] or [""], dtype=object)
+    return keys[codes] if len(codes) else keys[:0]
+
+
 def _name_table(names: np.ndarray, y: np.ndarray) -> dict[str, tuple[float, int]]:
     """Successes and applications per organisation name (blank names excluded)."""
     stats = pd.DataFrame({"n": names, "y": y}).groupby("n")["y"].agg(["sum", "count"])
@@ -83,6 +115,7 @@ class FieldEncoder(BaseEstimator, TransformerMixin):
     ask_transform: "raw" (dollars, as the original) or "log" (log1p plus an is-5000 flag).
     name_words: size of the NAME word/bigram vocabulary (0: NAME not used for words).
     name_target: add the smoothed success log-odds and log count of the organisation.
+    name_families: also those two statistics for each named family key (``NAME_FAMILIES``).
     """
 
     def __init__(
@@ -94,6 +127,7 @@ class FieldEncoder(BaseEstimator, TransformerMixin):
         name_words: int = 0,
         name_min_df: int = 2,
         name_target: bool = False,
+        name_families: tuple[str, ...] = (),
         n_folds: int = 5,
         smoothing: float = 2.0,
         random_state: int = 0,
@@ -105,14 +139,26 @@ class FieldEncoder(BaseEstimator, TransformerMixin):
         self.name_words = name_words
         self.name_min_df = name_min_df
         self.name_target = name_target
+        self.name_families = name_families
         self.n_folds = n_folds
         self.smoothing = smoothing
         self.random_state = random_state
+
+    def __setstate__(self, state: dict) -> None:
+        """Read encoders pickled before family keys existed (one flat table of names)."""
+        state.setdefault("name_families", ())
+        stats = state.get("name_stats_")
+        if isinstance(stats, dict) and "identity" not in stats:
+            state["name_stats_"] = {"identity": stats}
+        self.__dict__.update(state)
 
     # -- fitting -------------------------------------------------------------------------
     @property
     def uses_name(self) -> bool:
         return bool(self.name_words) or self.name_target
+
+    def _families(self) -> list[str]:
+        return ["identity", *[f for f in self.name_families if f != "identity"]]
 
     def _cat_fields(self) -> list[str]:
         fields = list(CATEGORICAL_FIELDS) + ["SPECIAL_CONSIDERATIONS"]
@@ -148,7 +194,7 @@ class FieldEncoder(BaseEstimator, TransformerMixin):
             y = np.asarray(y, dtype=float)
             names = frame_names(X)
             self.prior_ = float(y.mean())
-            self.name_stats_ = _name_table(names, y)
+            self.name_stats_ = {fam: _name_table(name_keys(names, fam), y) for fam in self._families()}
         self.feature_names_, self.feature_fields_ = self._layout()
         return self
 
@@ -176,11 +222,17 @@ class FieldEncoder(BaseEstimator, TransformerMixin):
             for tok in self.vocabulary_:
                 add(NAME_FIELD, f"NAME has '{tok}'")
         if self.name_target:
-            add(NAME_FIELD, "NAME success log-odds")
-            add(NAME_FIELD, "NAME log count")
+            for fam in self._families():
+                label = "NAME" if fam == "identity" else f"NAME {fam}"
+                add(NAME_FIELD, f"{label} success log-odds")
+                add(NAME_FIELD, f"{label} log count")
         return names, fields
 
     # -- transforming --------------------------------------------------------------------
+    def _name_block(self, names: np.ndarray, tables: dict[str, dict], prior: float) -> np.ndarray:
+        """Statistics of every family key, side by side."""
+        return np.hstack([self._name_stats(name_keys(names, f), tables[f], prior) for f in self._families()])
+
     def _name_stats(self, names: np.ndarray, stats: dict[str, tuple[float, int]], prior: float) -> np.ndarray:
         """Smoothed success log-odds and log count per row; unseen names get the prior."""
         a = self.smoothing
@@ -231,7 +283,7 @@ class FieldEncoder(BaseEstimator, TransformerMixin):
             blocks.append(
                 name_block
                 if name_block is not None
-                else self._name_stats(names, self.name_stats_, self.prior_)
+                else self._name_block(names, self.name_stats_, self.prior_)
             )
         return sp.hstack([sp.csr_matrix(b) if isinstance(b, np.ndarray) else b for b in blocks], format="csr")
 
@@ -252,12 +304,18 @@ class FieldEncoder(BaseEstimator, TransformerMixin):
             return self.transform(X)
         y = np.asarray(y, dtype=float)
         names = frame_names(X)
-        block = np.empty((len(X), 2), dtype=np.float32)
+        block = np.empty((len(X), 2 * len(self._families())), dtype=np.float32)
         folds = KFold(self.n_folds, shuffle=True, random_state=self.random_state)
+        keys = {f: name_keys(names, f) for f in self._families()}
         for fit_idx, enc_idx in folds.split(names):
             # Statistics and prior from the other folds only: no row sees its own label.
-            fold_stats = _name_table(names[fit_idx], y[fit_idx])
-            block[enc_idx] = self._name_stats(names[enc_idx], fold_stats, float(y[fit_idx].mean()))
+            prior = float(y[fit_idx].mean())
+            block[enc_idx] = np.hstack(
+                [
+                    self._name_stats(keys[f][enc_idx], _name_table(keys[f][fit_idx], y[fit_idx]), prior)
+                    for f in self._families()
+                ]
+            )
         return self._encode(X, block).toarray()
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:

@@ -17,6 +17,15 @@ TUNED_ENCODER = {
     "name_words": 1500,
     "name_min_df": 2,
     "name_target": True,
+    "name_families": (
+        "no digits",
+        "core words",
+        "first word",
+        "first two words",
+        "first three words",
+        "last two core words",
+        "last core word",
+    ),
 }
 
 
@@ -83,7 +92,8 @@ VARIANTS: dict[str, VariantSpec] = {
         VariantSpec(
             "tuned",
             "Tuned (reads NAME)",
-            "Words of the organisation NAME, its out-of-fold success record, log ASK_AMT; "
+            "Words of the organisation NAME, its out-of-fold success record and that of its "
+            "name family (chapters of one body), log ASK_AMT; "
             "Dense(64, relu) → Dropout → Dense(32, relu) → Dense(1, sigmoid), L2, "
             "early stopping, temperature-calibrated; refitted on all rows after evaluation.",
             encoder=TUNED_ENCODER,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pandas as pd
 
-from core.features import FieldEncoder, make_preprocessor, name_tokens
+from core.features import FieldEncoder, make_preprocessor, name_keys, name_tokens
 from core.schema import TARGET
 from core.variants import VARIANTS
 
@@ -63,13 +65,16 @@ def test_name_statistics_are_out_of_fold(clean_df: pd.DataFrame) -> None:
     df = clean_df.copy()
     enc = FieldEncoder(**VARIANTS["tuned"].encoder)
     names = FieldEncoder(**VARIANTS["tuned"].encoder).fit(df, df[TARGET]).feature_names_
-    cols = [i for i, n in enumerate(names) if n.startswith("NAME success")]
+    # the organisation's own record first, then each family key's
+    cols = [i for i, n in enumerate(names) if n.endswith("success log-odds")]
+    assert len(cols) == 1 + len(VARIANTS["tuned"].encoder["name_families"])
     base = enc.fit_transform(df, df[TARGET])[:, cols]
     for i in [0, 5, 17]:
         flipped = df[TARGET].to_numpy().copy()
         flipped[i] = 1 - flipped[i]
         changed = FieldEncoder(**VARIANTS["tuned"].encoder).fit_transform(df, flipped)[:, cols]
-        assert changed[i, 0] == base[i, 0], "row's own label leaked into its encoding"
+        assert np.array_equal(changed[i], base[i]), "row's own label leaked into its encoding"
+        assert not np.array_equal(changed, base), "the flipped label should reach other rows"
     # organisations that appear once get the prior: no label of their own to learn from
     once = df["NAME"].map(df["NAME"].value_counts()) == 1
     prior = np.log(df[TARGET].mean() / (1 - df[TARGET].mean()))
@@ -94,3 +99,48 @@ def test_name_tokens() -> None:
         "THE PARK",
         "PARK INC",
     ]
+
+
+def test_chapters_share_a_family_key() -> None:
+    names = np.array(["AMERICAN LEGION POST 12", "AMERICAN LEGION POST 97", "FRIENDS OF THE PARK INC", ""])
+    assert len(set(name_keys(names[:2], "no digits"))) == 1
+    assert list(name_keys(names, "first two words")) == ["AMERICAN LEGION"] * 2 + ["FRIENDS OF", ""]
+    assert name_keys(names, "core words")[2] == "FRIENDS PARK"
+    assert name_keys(names, "last core word")[2] == "PARK"
+    assert list(name_keys(names, "identity")) == list(names)
+
+
+def test_a_new_chapter_inherits_its_family_record() -> None:
+    rows = pd.DataFrame(
+        {
+            "NAME": [f"ROTARY CLUB {i}" for i in range(20)] + [f"ALPHA {i} SOCIETY" for i in range(20)],
+            "APPLICATION_TYPE": "T3",
+            "AFFILIATION": "Independent",
+            "CLASSIFICATION": "C1000",
+            "USE_CASE": "Preservation",
+            "ORGANIZATION": "Trust",
+            "STATUS": 1,
+            "INCOME_AMT": "0",
+            "SPECIAL_CONSIDERATIONS": "N",
+            "ASK_AMT": 5000,
+        }
+    )
+    y = np.array([1] * 20 + [0] * 20)
+    enc = FieldEncoder(name_target=True, name_families=("no digits",)).fit(rows, y)
+    fresh = rows.iloc[[0, 20]].assign(NAME=["ROTARY CLUB 999", "ALPHA 999 SOCIETY"])
+    x = pd.DataFrame(enc.transform(fresh), columns=enc.feature_names_)
+    own, family = x["NAME success log-odds"], x["NAME no digits success log-odds"]
+    assert own[0] == own[1], "never-seen names get the prior"
+    assert family[0] > 2 > -2 > family[1], "a known family's record reaches its new chapter"
+
+
+def test_encoder_pickled_before_family_keys_still_scores(clean_df: pd.DataFrame) -> None:
+    enc = FieldEncoder(**{**VARIANTS["tuned"].encoder, "name_families": ()}).fit(clean_df, clean_df[TARGET])
+    expected = enc.transform(clean_df.iloc[:20])
+    state = dict(enc.__dict__)
+    del state["name_families"]
+    state["name_stats_"] = state["name_stats_"]["identity"]  # the old flat table
+    old = FieldEncoder.__new__(FieldEncoder)
+    old.__setstate__(state)
+    restored = pickle.loads(pickle.dumps(old))
+    assert np.array_equal(restored.transform(clean_df.iloc[:20]), expected)
