@@ -17,6 +17,8 @@ from itertools import pairwise
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.model_selection import KFold
@@ -47,36 +49,65 @@ def normalise_name(names: pd.Series) -> pd.Series:
     return pd.Series(normalised[codes] if len(codes) else [], index=names.index, dtype=object)
 
 
-_LEGAL = frozenset({"INC", "OF", "THE", "CORP", "CORPORATION", "LLC", "INCORPORATED", "CO", "AND", "LTD"})
-
-
-def _no_digits(words: list[str]) -> list[str]:
-    return [w for w in words if not any(ch.isdigit() for ch in w)]
-
+_LEGAL = ("INC", "OF", "THE", "CORP", "CORPORATION", "LLC", "INCORPORATED", "CO", "AND", "LTD")
+_LEGAL_RE = r"\b(?:" + "|".join(_LEGAL) + r")\b"
+_DIGIT_WORD_RE = r"\b[A-Z]*[0-9][A-Z0-9]*\b"
 
 # Keys that group organisations into families: chapters and branches of one body
 # ("AMERICAN LEGION POST 12" / "... POST 97") share a key though never a name, so a
-# first-time applicant still inherits how its family fared.
-NAME_FAMILIES = {
-    "identity": lambda w: w,
-    "no digits": _no_digits,
-    "core words": lambda w: [x for x in _no_digits(w) if x not in _LEGAL],
-    "first word": lambda w: w[:1],
-    "first two words": lambda w: w[:2],
-    "first three words": lambda w: w[:3],
-    "last two core words": lambda w: [x for x in w if x not in _LEGAL][-2:],
-    "last core word": lambda w: [x for x in _no_digits(w) if x not in _LEGAL][-1:],
-}
+# first-time applicant still inherits how its family fared. Words are the name's
+# [A-Z0-9]+ runs; "core" words drop those with a digit and legal filler (INC, OF, THE...).
+NAME_FAMILIES = (
+    "identity",  # the normalised name itself
+    "no digits",  # words without a digit
+    "core words",
+    "first word",
+    "first two words",
+    "first three words",
+    "last two core words",  # last two words that are not legal filler (digits kept)
+    "last core word",
+)
+
+
+def _squash(s: pa.Array, pattern: str) -> pa.Array:
+    """Replace a pattern by a space, then single spaces, trimmed."""
+    return pc.utf8_trim(
+        pc.replace_substring_regex(pc.replace_substring_regex(s, pattern, " "), " +", " "), " "
+    )
+
+
+def _keep(s: pa.Array, pattern: str) -> pa.Array:
+    """The part of each text that ``pattern`` (one group named k) matches; blank if none."""
+    return pc.fill_null(pc.struct_field(pc.extract_regex(s, pattern), "k"), "")
+
+
+def _family_keys(uniques: np.ndarray, families: list[str]) -> dict[str, np.ndarray]:
+    """Every asked family's key for distinct names, in Arrow's string kernels (no Python loop)."""
+    words = _squash(pa.array(np.asarray(uniques, dtype=object), type=pa.string()), "[^A-Z0-9]+")
+    no_digits = _squash(words, _DIGIT_WORD_RE)
+    core = _squash(no_digits, _LEGAL_RE)
+    recipes = {
+        "no digits": lambda: no_digits,
+        "core words": lambda: core,
+        "first word": lambda: _keep(words, "^(?P<k>[^ ]+)"),
+        "first two words": lambda: _keep(words, "^(?P<k>[^ ]+(?: [^ ]+)?)"),
+        "first three words": lambda: _keep(words, "^(?P<k>[^ ]+(?: [^ ]+){0,2})"),
+        "last two core words": lambda: _keep(_squash(words, _LEGAL_RE), "(?P<k>[^ ]+(?: [^ ]+)?)$"),
+        "last core word": lambda: _keep(core, "(?P<k>[^ ]+)$"),
+    }
+    return {
+        f: np.asarray(uniques, dtype=object)
+        if f == "identity"
+        else recipes[f]().to_numpy(zero_copy_only=False)
+        for f in families
+    }
 
 
 def name_keys(names: np.ndarray, family: str) -> np.ndarray:
     """Each normalised name's key in one family (blank stays blank); distinct names once."""
-    if family == "identity":
-        return names
-    codes, uniques = pd.factorize(names)
-    rule = NAME_FAMILIES[family]
-    keys = np.array([" ".join(rule(_TOKEN.findall(u))) for u in uniques] or [""], dtype=object)
-    return keys[codes] if len(codes) else keys[:0]
+    codes, uniques = pd.factorize(np.asarray(names, dtype=object))
+    keys = _family_keys(uniques, [family])[family]
+    return keys[codes] if len(keys) else np.array([""] * len(codes), dtype=object)
 
 
 def _name_table(names: np.ndarray, y: np.ndarray) -> dict[str, tuple[float, int]]:
@@ -188,6 +219,9 @@ class FieldEncoder(BaseEstimator, TransformerMixin):
             df = Counter(tok for n in names for tok in set(name_tokens(n)))
             common = [t for t, c in df.most_common() if c >= self.name_min_df]
             self.vocabulary_ = {t: i for i, t in enumerate(sorted(common[: self.name_words]))}
+        unknown = set(self.name_families) - set(NAME_FAMILIES)
+        if unknown:
+            raise ValueError(f"Unknown name families {sorted(unknown)}; choose from {NAME_FAMILIES}")
         if self.name_target:
             if y is None:
                 raise ValueError("name_target needs the training labels")
@@ -230,8 +264,11 @@ class FieldEncoder(BaseEstimator, TransformerMixin):
 
     # -- transforming --------------------------------------------------------------------
     def _name_block(self, names: np.ndarray, tables: dict[str, dict], prior: float) -> np.ndarray:
-        """Statistics of every family key, side by side."""
-        return np.hstack([self._name_stats(name_keys(names, f), tables[f], prior) for f in self._families()])
+        """Statistics of every family key, side by side; each distinct name tokenised once."""
+        codes, uniques = pd.factorize(names)
+        keys = _family_keys(uniques, self._families())
+        block = np.hstack([self._name_stats(keys[f], tables[f], prior) for f in self._families()])
+        return block[codes] if len(uniques) else np.zeros((len(names), block.shape[1]), np.float32)
 
     def _name_stats(self, names: np.ndarray, stats: dict[str, tuple[float, int]], prior: float) -> np.ndarray:
         """Smoothed success log-odds and log count per row; unseen names get the prior."""
@@ -248,11 +285,12 @@ class FieldEncoder(BaseEstimator, TransformerMixin):
         rows = np.arange(n)
         blocks: list[sp.spmatrix | np.ndarray] = []
         for col in self._cat_fields():
-            values = X[col].astype(str).to_numpy()
+            # Look each distinct value up once (as text, like fit); rows take their value's slot.
+            codes, uniques = pd.factorize(X[col], use_na_sentinel=False)
             cats = self.categories_[col]
             width = len(cats) + int(self.has_other_[col])
             other = len(cats) if self.has_other_[col] else -1
-            pos = pd.Index(cats, dtype=object).get_indexer(values)
+            pos = pd.Index(cats, dtype=object).get_indexer(pd.Index(uniques).astype(str))[codes]
             pos[pos < 0] = other
             hit = pos >= 0
             blocks.append(
@@ -306,7 +344,8 @@ class FieldEncoder(BaseEstimator, TransformerMixin):
         names = frame_names(X)
         block = np.empty((len(X), 2 * len(self._families())), dtype=np.float32)
         folds = KFold(self.n_folds, shuffle=True, random_state=self.random_state)
-        keys = {f: name_keys(names, f) for f in self._families()}
+        codes, uniques = pd.factorize(names)
+        keys = {f: k[codes] for f, k in _family_keys(uniques, self._families()).items()}
         for fit_idx, enc_idx in folds.split(names):
             # Statistics and prior from the other folds only: no row sees its own label.
             prior = float(y[fit_idx].mean())

@@ -8,6 +8,7 @@ Problems with the file as a whole are raised as :class:`FileError` with one clea
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -198,7 +199,8 @@ def check_columns(columns: list[str], *, need_target: bool = False) -> list[str]
     return [c for c in columns if c not in ALL_COLUMNS]
 
 
-_MONEY_STRIP = r"[\s$,€£']"
+# Spelled out rather than \s, which would send every cell through Python's re.
+_MONEY_STRIP = "[ \t\n\r\x0b\x0c\xa0\u2009\u202f$,€£']"
 
 
 def parse_amounts(text: pd.Series) -> pd.Series:
@@ -215,8 +217,12 @@ _YN = {"Y": "Y", "N": "N", "YES": "Y", "NO": "N"}
 _TARGET = {"0": 0, "1": 1, "0.0": 0, "1.0": 1}
 
 
-def _quote(values: pd.Series) -> pd.Series:
-    return "'" + values.str.slice(0, 30) + "'"
+UNSEEN_NOTE = "' never seen in training; treated as 'other'"
+
+
+def _got(what: str, values: pd.Series) -> Callable[[pd.Series], pd.Series]:
+    """A message quoting each flagged row's own cell, built only for flagged rows."""
+    return lambda mask: what + " (got '" + values[mask].str.slice(0, 30) + "')"
 
 
 def validate(
@@ -244,15 +250,15 @@ def validate(
     text = {c: raw[c].astype("string").fillna("").str.strip() for c in present}
     reason = pd.Series("", index=raw.index, dtype="string")
 
-    def flag(mask: pd.Series, message: pd.Series | str) -> None:
-        nonlocal reason
+    def flag(mask: pd.Series, message: Callable[[pd.Series], pd.Series] | str) -> None:
         mask = mask.fillna(False).astype(bool)
-        reason = reason.mask(mask, reason + message + "; ")
+        if mask.any():  # most files are clean: build messages only for the flagged rows
+            reason[mask] = reason[mask] + (message(mask) if callable(message) else message) + "; "
 
     if ragged is not None:
         width = len(raw.columns)
         ragged = ragged.astype("string").fillna("")
-        flag(ragged != "", "row has " + ragged + f" fields but the header has {width}")
+        flag(ragged != "", lambda m: "row has " + ragged[m] + f" fields but the header has {width}")
     out = pd.DataFrame(index=raw.index)
     for col in CATEGORICAL_FIELDS:
         values = text[col]
@@ -270,16 +276,16 @@ def validate(
     for col in REQUIRED_FIELDS:
         flag(text[col] == "", f"{col} is missing")
     status = text["STATUS"].str.upper().map(_STATUS)
-    flag((text["STATUS"] != "") & status.isna(), "STATUS must be 0 or 1 (got " + _quote(text["STATUS"]) + ")")
+    flag((text["STATUS"] != "") & status.isna(), _got("STATUS must be 0 or 1", text["STATUS"]))
     special = text["SPECIAL_CONSIDERATIONS"].str.upper().map(_YN)
     flag(
         (text["SPECIAL_CONSIDERATIONS"] != "") & special.isna(),
-        "SPECIAL_CONSIDERATIONS must be Y or N (got " + _quote(text["SPECIAL_CONSIDERATIONS"]) + ")",
+        _got("SPECIAL_CONSIDERATIONS must be Y or N", text["SPECIAL_CONSIDERATIONS"]),
     )
     ask = parse_amounts(text["ASK_AMT"])
     flag(
         (text["ASK_AMT"] != "") & ask.isna(),
-        "ASK_AMT must be a non-negative number (got " + _quote(text["ASK_AMT"]) + ")",
+        _got("ASK_AMT must be a non-negative number", text["ASK_AMT"]),
     )
     out["STATUS"] = status
     out["SPECIAL_CONSIDERATIONS"] = special
@@ -291,10 +297,10 @@ def validate(
 
     warn_parts: list[pd.DataFrame] = []
 
-    def warn(mask: pd.Series, col: str, message: pd.Series | str) -> None:
+    def warn(mask: pd.Series, col: str, message: Callable[[pd.Series], pd.Series] | str) -> None:
         mask = mask.fillna(False).astype(bool)
         if mask.any():
-            msg = message[mask] if isinstance(message, pd.Series) else message
+            msg = message(mask) if callable(message) else message
             warn_parts.append(pd.DataFrame({"line": lines[mask], "field": col, "message": msg}))
 
     if TARGET in text:
@@ -317,7 +323,7 @@ def validate(
         warn(
             okm & unseen,
             col,
-            "value '" + out[col].str.slice(0, 40) + "' never seen in training; treated as 'other'",
+            lambda m, col=col: "value '" + out[col][m].str.slice(0, 40) + UNSEEN_NOTE,
         )
     if ask_range is not None:
         lo, hi = ask_range

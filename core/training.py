@@ -129,7 +129,7 @@ def fast_scorer(pipeline: Pipeline, model: keras.Model):
 
 
 def predict_proba(
-    pipeline: Pipeline, model: keras.Model, df: pd.DataFrame, batch: int = 50_000, scorer: object = None
+    pipeline: Pipeline, model: keras.Model, df: pd.DataFrame, batch: int = 100_000, scorer: object = None
 ) -> np.ndarray:
     """Success probabilities for validated rows, in bounded-size batches (no refitting).
 

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import pickle
+import re
 
 import numpy as np
 import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from core.features import FieldEncoder, make_preprocessor, name_keys, name_tokens
+from core.features import (
+    NAME_FAMILIES,
+    FieldEncoder,
+    make_preprocessor,
+    name_keys,
+    name_tokens,
+    normalise_name,
+)
 from core.schema import TARGET
 from core.variants import VARIANTS
 
@@ -144,3 +155,40 @@ def test_encoder_pickled_before_family_keys_still_scores(clean_df: pd.DataFrame)
     old.__setstate__(state)
     restored = pickle.loads(pickle.dumps(old))
     assert np.array_equal(restored.transform(clean_df.iloc[:20]), expected)
+
+
+_FILLER = {"INC", "OF", "THE", "CORP", "CORPORATION", "LLC", "INCORPORATED", "CO", "AND", "LTD"}
+
+
+def _plain(words: list[str]) -> list[str]:
+    return [w for w in words if w.isalpha()]
+
+
+# The family keys spelled out word by word: the vectorised version must agree exactly.
+REFERENCE_FAMILIES = {
+    "no digits": _plain,
+    "core words": lambda w: [x for x in _plain(w) if x not in _FILLER],
+    "first word": lambda w: w[:1],
+    "first two words": lambda w: w[:2],
+    "first three words": lambda w: w[:3],
+    "last two core words": lambda w: [x for x in w if x not in _FILLER][-2:],
+    "last core word": lambda w: [x for x in _plain(w) if x not in _FILLER][-1:],
+}
+
+
+NAME_TEXT = st.text(alphabet=st.sampled_from(list("AB12 -,.'&ÉßinoftINCOFTHE")), max_size=30)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(NAME_TEXT, max_size=20))
+def test_family_keys_match_their_word_by_word_definition(raw: list[str]) -> None:
+    names = normalise_name(pd.Series(raw, dtype=object)).to_numpy()
+    assert set(REFERENCE_FAMILIES) | {"identity"} == set(NAME_FAMILIES)
+    for family, rule in REFERENCE_FAMILIES.items():
+        expected = [" ".join(rule(re.findall(r"[A-Z0-9]+", n))) for n in names]
+        assert list(name_keys(names, family)) == expected, family
+
+
+def test_unknown_family_is_refused(clean_df: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="Unknown name families"):
+        FieldEncoder(name_target=True, name_families=("first word", "zodiac")).fit(clean_df, clean_df[TARGET])
