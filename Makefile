@@ -39,6 +39,7 @@ bench: models ## run the benchmarks on ../shared/data/charity_train.csv
 	$(PY) bench/train.py
 	$(PY) bench/score.py
 	$(PY) bench/accuracy.py
+	$(PY) bench/holdout.py
 	$(PY) bench/explain.py
 	$(PY) bench/app.py
 

@@ -13,7 +13,8 @@ from core.schema import FileError
 from core.scoring import PREDICTED, PROBABILITY, ScoreResult, score_source, to_csv_bytes
 from pages.common import csv_download, current_user, friendly_errors, get_bundle, get_explainer, model_page
 
-AUTO_REASONS = 1000  # explain every row of batches up to this size, the top rows of larger ones
+AUTO_REASONS = 1000  # explain every row of batches up to this size...
+TOP_REASONS = 100  # ...and the most likely rows of larger ones (a button explains the rest)
 SHOW_ROWS = 2000  # rows drawn in the results table; the download always has every row
 
 variant = model_page("Score applicants", "score")
@@ -136,13 +137,13 @@ reasons = batch.get("reasons")
 order = np.argsort(-scored[PROBABILITY].to_numpy(), kind="stable")
 if reasons is None:
     reasons = np.full(len(scored), "", dtype=object)
-    todo = order if len(scored) <= AUTO_REASONS else order[:200]
+    todo = order if len(scored) <= AUTO_REASONS else order[:TOP_REASONS]
     with friendly_errors(), st.spinner("Explaining scores…"):
         attr = get_explainer(variant).explain(report.accepted.iloc[todo])
         reasons[todo] = reason_codes(attr)
     batch["reasons"] = reasons
 if len(scored) > AUTO_REASONS and (reasons == "").any():
-    st.caption(f"Reasons are shown for the 200 most likely applicants of {len(scored):,}.")
+    st.caption(f"Reasons are shown for the {TOP_REASONS} most likely applicants of {len(scored):,}.")
     if st.button(f"Explain all {len(scored):,} rows", key="score_explain_all"):
         with friendly_errors(), st.spinner("Explaining every row…"):
             batch["reasons"] = np.array(
