@@ -142,7 +142,9 @@ def _format_value(field: str, value: object) -> str:
             return f"{float(value):,.0f}"
         except (TypeError, ValueError):
             return str(value)
-    text = str(value)
+    text = "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value).strip()
+    if not text:
+        return "(blank)"  # a missing NAME is a reason too: every such row is a new organisation
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -160,7 +162,7 @@ def reason_codes(attr: Attributions, top: int = 3) -> list[str]:
             field = attr.fields[j]
             verb = "raised" if v > 0 else "lowered"
             parts.append(
-                f"{field} = {_format_value(field, attr.data[field].iat[i])} "
+                f"{field} = {_format_value(field, attr.data[field].iat[i] if field in attr.data else None)} "
                 f"{verb} the chance by {abs(v) * 100:.1f} points"
             )
         out.append("; ".join(parts) if parts else "no field moved the chance noticeably")

@@ -147,6 +147,11 @@ def test_reasons_and_summaries(models_dir: Path, applicants) -> None:
     assert len(reasons) == len(applicants)
     assert any(("raised the chance by" in r or "lowered the chance by" in r) for r in reasons)
     assert all(len([p for p in r.split("; ") if p]) <= 3 for r in reasons)
+    blank = reason_codes(FieldExplainer(bundle).explain(applicants.iloc[:3].assign(NAME="")))
+    assert all("NAME =  " not in r for r in blank)
+    assert any("NAME = (blank)" in r for r in blank), blank
+    nameless = reason_codes(FieldExplainer(bundle).explain(applicants.iloc[:3].drop(columns=["NAME"])))
+    assert len(nameless) == 3
     imp = get_importance_df(attr)
     assert list(imp.columns[:3]) == ["field", "label", "mean_abs"] and imp["mean_abs"].is_monotonic_decreasing
     dist = get_distribution_df(attr)
