@@ -45,8 +45,8 @@ def normalise_name(names: pd.Series) -> pd.Series:
     Organisations repeat, so each distinct spelling is normalised once.
     """
     codes, uniques = pd.factorize(names.astype(object).fillna(""))
-    normalised = np.array([" ".join(str(u).upper().split()) for u in uniques] or [""], dtype=object)
-    return pd.Series(normalised[codes] if len(codes) else [], index=names.index, dtype=object)
+    normalised = np.array([" ".join(str(u).upper().split()) for u in uniques], dtype=object)
+    return pd.Series(normalised[codes], index=names.index, dtype=object)
 
 
 _LEGAL = ("INC", "OF", "THE", "CORP", "CORPORATION", "LLC", "INCORPORATED", "CO", "AND", "LTD")
@@ -103,11 +103,15 @@ def _family_keys(uniques: np.ndarray, families: list[str]) -> dict[str, np.ndarr
     }
 
 
-def name_keys(names: np.ndarray, family: str) -> np.ndarray:
-    """Each normalised name's key in one family (blank stays blank); distinct names once."""
+def keys_by_family(names: np.ndarray, families: list[str]) -> dict[str, np.ndarray]:
+    """Each normalised name's key in every asked family (blank stays blank); distinct names once."""
     codes, uniques = pd.factorize(np.asarray(names, dtype=object))
-    keys = _family_keys(uniques, [family])[family]
-    return keys[codes] if len(keys) else np.array([""] * len(codes), dtype=object)
+    return {f: keys[codes] for f, keys in _family_keys(uniques, families).items()}
+
+
+def name_keys(names: np.ndarray, family: str) -> np.ndarray:
+    """Each normalised name's key in one family."""
+    return keys_by_family(names, [family])[family]
 
 
 def _name_table(names: np.ndarray, y: np.ndarray) -> dict[str, tuple[float, int]]:
@@ -199,6 +203,11 @@ class FieldEncoder(BaseEstimator, TransformerMixin):
 
     def fit(self, X: pd.DataFrame, y: pd.Series | np.ndarray | None = None) -> FieldEncoder:
         """Learn categories, vocabulary and name statistics from training rows only."""
+        self._fit(X, y)
+        return self
+
+    def _fit(self, X: pd.DataFrame, y: pd.Series | np.ndarray | None) -> dict[str, np.ndarray] | None:
+        """``fit``; returns each row's family keys (for fit_transform's out-of-fold pass)."""
         if TARGET in X.columns or "EIN" in X.columns:
             X = X.drop(columns=[c for c in (TARGET, "EIN") if c in X.columns])
         thresholds = self.rare_thresholds or {}
@@ -214,23 +223,24 @@ class FieldEncoder(BaseEstimator, TransformerMixin):
             self.seen_values_[col] = sorted(counts.index.tolist())
         ask = X["ASK_AMT"].astype(float)
         self.ask_range_ = (float(ask.min()), float(ask.max()))
+        names = frame_names(X) if self.uses_name else None
         if self.name_words:
-            names = frame_names(X)
             df = Counter(tok for n in names for tok in set(name_tokens(n)))
             common = [t for t, c in df.most_common() if c >= self.name_min_df]
             self.vocabulary_ = {t: i for i, t in enumerate(sorted(common[: self.name_words]))}
         unknown = set(self.name_families) - set(NAME_FAMILIES)
         if unknown:
             raise ValueError(f"Unknown name families {sorted(unknown)}; choose from {NAME_FAMILIES}")
+        keys = None
         if self.name_target:
             if y is None:
                 raise ValueError("name_target needs the training labels")
             y = np.asarray(y, dtype=float)
-            names = frame_names(X)
+            keys = keys_by_family(names, self._families())
             self.prior_ = float(y.mean())
-            self.name_stats_ = {fam: _name_table(name_keys(names, fam), y) for fam in self._families()}
+            self.name_stats_ = {fam: _name_table(keys[fam], y) for fam in self._families()}
         self.feature_names_, self.feature_fields_ = self._layout()
-        return self
+        return keys
 
     def _layout(self) -> tuple[list[str], list[str]]:
         names: list[str] = []
@@ -267,8 +277,7 @@ class FieldEncoder(BaseEstimator, TransformerMixin):
         """Statistics of every family key, side by side; each distinct name tokenised once."""
         codes, uniques = pd.factorize(names)
         keys = _family_keys(uniques, self._families())
-        block = np.hstack([self._name_stats(keys[f], tables[f], prior) for f in self._families()])
-        return block[codes] if len(uniques) else np.zeros((len(names), block.shape[1]), np.float32)
+        return np.hstack([self._name_stats(keys[f], tables[f], prior) for f in self._families()])[codes]
 
     def _name_stats(self, names: np.ndarray, stats: dict[str, tuple[float, int]], prior: float) -> np.ndarray:
         """Smoothed success log-odds and log count per row; unseen names get the prior."""
@@ -337,16 +346,13 @@ class FieldEncoder(BaseEstimator, TransformerMixin):
         self, X: pd.DataFrame, y: pd.Series | np.ndarray | None = None, **_: object
     ) -> np.ndarray:
         """Fit, then encode the training rows with out-of-fold name statistics."""
-        self.fit(X, y)
-        if not self.name_target:
+        keys = self._fit(X, y)
+        if keys is None:
             return self.transform(X)
         y = np.asarray(y, dtype=float)
-        names = frame_names(X)
-        block = np.empty((len(X), 2 * len(self._families())), dtype=np.float32)
+        block = np.empty((len(X), 2 * len(keys)), dtype=np.float32)
         folds = KFold(self.n_folds, shuffle=True, random_state=self.random_state)
-        codes, uniques = pd.factorize(names)
-        keys = {f: k[codes] for f, k in _family_keys(uniques, self._families()).items()}
-        for fit_idx, enc_idx in folds.split(names):
+        for fit_idx, enc_idx in folds.split(block):
             # Statistics and prior from the other folds only: no row sees its own label.
             prior = float(y[fit_idx].mean())
             block[enc_idx] = np.hstack(
