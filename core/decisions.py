@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from core.schema import parse_amounts
 from core.scoring import PROBABILITY
 
 SELECTED = "selected"
@@ -27,22 +28,17 @@ class Selection:
     rank_by: str | None = None
 
     def summary(self, scored: pd.DataFrame) -> dict:
-        chosen = scored.loc[self.mask]
-        ask = pd.to_numeric(
-            scored["ASK_AMT"].astype(str).str.replace(r"[\s$,]", "", regex=True), errors="coerce"
-        )
         return {
             "selected": int(self.mask.sum()),
             "not_selected": int((~self.mask).sum()),
-            "total_ask_selected": float(ask[self.mask].sum()),
-            "expected_successes": float(chosen[PROBABILITY].sum()),
+            "total_ask_selected": float(ask_amounts(scored)[self.mask].sum()),
+            "expected_successes": float(scored.loc[self.mask, PROBABILITY].sum()),
         }
 
 
 def ask_amounts(scored: pd.DataFrame) -> np.ndarray:
-    """ASK_AMT as numbers whatever text form the upload used ('$1,200' too)."""
-    text = scored["ASK_AMT"].astype(str).str.replace(r"[\s$,€£']", "", regex=True)
-    return pd.to_numeric(text, errors="coerce").fillna(0).to_numpy(dtype=float)
+    """ASK_AMT as numbers whatever text form the upload used ('$1,200' too), as validation reads it."""
+    return parse_amounts(scored["ASK_AMT"].astype(str)).fillna(0).to_numpy(dtype=float)
 
 
 def by_threshold(scored: pd.DataFrame, threshold: float) -> Selection:
