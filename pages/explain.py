@@ -30,19 +30,19 @@ data = batch["data"] if batch and source.startswith("Last") else config.SAMPLE_A
 attr = None
 with friendly_errors():
     bundle = get_bundle(variant)
-    rows = validate(read_table(data), known_values=bundle.known_values).accepted.iloc[:MAX_ROWS]
     key = (hashlib.sha256(data).hexdigest(), bundle.version)
     cached = st.session_state.get("explain_cache")
     if cached and cached[0] == key:
         attr = cached[1]
-    else:
+    else:  # read and validate the file only when it changed, not on every what-if edit
+        rows = validate(read_table(data), known_values=bundle.known_values).accepted.iloc[:MAX_ROWS]
         with st.spinner(f"Explaining {len(rows):,} applicants…"):
             attr = get_explainer(variant).explain(rows)
         st.session_state["explain_cache"] = (key, attr)
 if attr is None or len(attr.values) == 0:
     st.info("No valid applicants to explain in this file.")
     st.stop()
-if len(rows) == MAX_ROWS:
+if len(attr.values) == MAX_ROWS:
     st.caption(f"Showing the first {MAX_ROWS} valid applicants.")
 
 importance = explain.get_importance_df(attr)
