@@ -83,10 +83,6 @@ def get_explainer(variant: str):
     return _explainer(str(models_dir()), variant, bundle.version)
 
 
-def selected_variant() -> str | None:
-    return st.session_state.get("variant")
-
-
 @contextmanager
 def friendly_errors() -> Iterator[None]:
     """Show user errors as one short message; log anything else, never show a traceback."""
