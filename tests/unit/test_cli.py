@@ -15,6 +15,12 @@ from core.cli import main
 from core.synthetic import generate, sample_applicants
 
 
+def run_io(command: str, source: object, output: object, models: object, *extra: str) -> int:
+    """``python -m core COMMAND --input SOURCE --output OUTPUT --models-dir MODELS ...``."""
+    io = ["--input", str(source), "--output", str(output), "--models-dir", str(models)]
+    return main([command, *io, *extra])
+
+
 def test_train_score_evaluate(tmp_path: Path, capsys) -> None:
     history = tmp_path / "history.csv"
     generate(800, random_state=9).to_csv(history, index=False)
@@ -48,24 +54,8 @@ def test_train_score_evaluate(tmp_path: Path, capsys) -> None:
     raw.loc[5, "STATUS"] = "x"
     raw.to_csv(applicants, index=False)
     scored, rejects = tmp_path / "scored.csv", tmp_path / "rejects.csv"
-    assert (
-        main(
-            [
-                "score",
-                "--input",
-                str(applicants),
-                "--output",
-                str(scored),
-                "--models-dir",
-                str(models),
-                "--variant",
-                "baseline",
-                "--rejects",
-                str(rejects),
-            ]
-        )
-        == 0
-    )
+    options = ["--variant", "baseline", "--rejects", str(rejects)]
+    assert run_io("score", applicants, scored, models, *options) == 0
     result = pd.read_csv(scored)
     assert len(result) == 39 and {"success_probability", "predicted_success"} <= set(result.columns)
     assert len(pd.read_csv(rejects)) == 1
@@ -96,20 +86,7 @@ def test_user_errors_are_one_line(argv: list[str], message: str, capsys, models_
 def test_score_without_models_explains_how_to_train(tmp_path: Path, capsys) -> None:
     src = tmp_path / "a.csv"
     sample_applicants(5).to_csv(src, index=False)
-    assert (
-        main(
-            [
-                "score",
-                "--input",
-                str(src),
-                "--output",
-                str(tmp_path / "o.csv"),
-                "--models-dir",
-                str(tmp_path / "none"),
-            ]
-        )
-        == 2
-    )
+    assert run_io("score", src, tmp_path / "o.csv", tmp_path / "none") == 2
     assert "python -m core train" in capsys.readouterr().err
 
 
@@ -142,44 +119,14 @@ def test_sample_file_is_synthetic_and_scorable(models_dir: Path, tmp_path: Path)
     sample = pd.read_csv(config.SAMPLE_APPLICANTS)
     assert 100 <= len(sample) <= 1000 and "IS_SUCCESSFUL" not in sample
     out = tmp_path / "o.csv"
-    assert (
-        main(
-            [
-                "score",
-                "--input",
-                str(config.SAMPLE_APPLICANTS),
-                "--output",
-                str(out),
-                "--models-dir",
-                str(models_dir),
-            ]
-        )
-        == 0
-    )
+    assert run_io("score", config.SAMPLE_APPLICANTS, out, models_dir) == 0
     assert len(pd.read_csv(out)) == len(sample)
 
 
 def test_explain_command(models_dir: Path, tmp_path: Path) -> None:
     src, out = tmp_path / "a.csv", tmp_path / "e.csv"
     sample_applicants(30).to_csv(src, index=False)
-    assert (
-        main(
-            [
-                "explain",
-                "--input",
-                str(src),
-                "--output",
-                str(out),
-                "--models-dir",
-                str(models_dir),
-                "--variant",
-                "tuned",
-                "--rows",
-                "12",
-            ]
-        )
-        == 0
-    )
+    assert run_io("explain", src, out, models_dir, "--variant", "tuned", "--rows", "12") == 0
     frame = pd.read_csv(out)
     assert len(frame) == 12
     shap_cols = [c for c in frame.columns if c.startswith("shap_")]
