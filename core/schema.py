@@ -217,7 +217,7 @@ _YN = {"Y": "Y", "N": "N", "YES": "Y", "NO": "N"}
 _TARGET = {"0": 0, "1": 1, "0.0": 0, "1.0": 1}
 
 
-UNSEEN_NOTE = "' never seen in training; treated as 'other'"
+_UNSEEN_NOTE = "' never seen in training; treated as 'other'"
 
 
 def _got(what: str, values: pd.Series) -> Callable[[pd.Series], pd.Series]:
@@ -323,7 +323,7 @@ def validate(
         warn(
             okm & unseen,
             col,
-            lambda m, col=col: "value '" + out[col][m].str.slice(0, 40) + UNSEEN_NOTE,
+            lambda m, col=col: "value '" + out[col][m].str.slice(0, 40) + _UNSEEN_NOTE,
         )
     if ask_range is not None:
         lo, hi = ask_range
