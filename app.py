@@ -83,12 +83,12 @@ def sidebar() -> None:
             st.session_state.clear()
             st.rerun()
         if all_metas:
-            from core.registry import best_variant
+            from core.registry import best_of
 
             names = list(all_metas)
             # The widget keeps its own key; pages read the plain "variant" key set from it.
             chosen = st.session_state.get("variant_choice")
-            default = chosen if chosen in names else best_variant(config.models_dir())
+            default = chosen if chosen in names else best_of(all_metas)
             if chosen not in names:
                 st.session_state.pop("variant_choice", None)
             variant = st.selectbox("Model", names, index=names.index(default), key="variant_choice")

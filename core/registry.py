@@ -295,7 +295,11 @@ def load_all(models_dir: Path | None = None) -> tuple[dict[str, Bundle], dict[st
 
 def best_variant(models_dir: Path | None = None) -> str:
     """The healthy variant with the best validation accuracy (the CLI/app default)."""
-    metas, _ = list_metas(models_dir)
+    return best_of(list_metas(models_dir)[0])
+
+
+def best_of(metas: dict[str, dict]) -> str:
+    """``best_variant`` over metadata already read."""
     if not metas:
         raise BundleError("No trained models yet. Train them with: python -m core train")
 
