@@ -49,8 +49,23 @@ def model_page(title: str, permission: str) -> str:
 
 
 def metas() -> tuple[dict[str, dict], dict[str, str]]:
-    """Bundle metadata (cheap JSON reads, always fresh so new training shows at once)."""
-    return list_metas(models_dir())
+    """Bundle metadata, always fresh so new training shows at once: re-read only when a
+    bundle folder or its meta.json changed (a page asks several times per run)."""
+    root = models_dir()
+    stamp = (
+        tuple(
+            (p.name, (p / "meta.json").stat().st_mtime_ns if (p / "meta.json").exists() else None)
+            for p in sorted(root.iterdir())
+        )
+        if root.is_dir()
+        else ()
+    )
+    return _metas(str(root), stamp)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _metas(models: str, stamp: tuple) -> tuple[dict[str, dict], dict[str, str]]:
+    return list_metas(Path(models))
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=16)
