@@ -14,7 +14,6 @@ import hmac
 import json
 import os
 import secrets
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +24,9 @@ ROLES = ("staff", "analyst")
 # What each role may do; analysts can do everything staff can.
 PERMISSIONS = {
     "staff": {"score", "override", "history", "explain"},
-    "analyst": {"score", "override", "history", "explain", "compare", "train"},
+    "analyst": {"score", "override", "history", "explain", "compare", "train", "promote"},
 }
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
-MAX_DELAY_S = 8.0
 LOCAL_ADDRESSES = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -95,44 +93,194 @@ def add_user(name: str, password: str, role: str = "staff", path: Path | None = 
     tmp.replace(path)
 
 
-class Throttle:
-    """Growing delay after failed logins, per user name (in this server process)."""
-
-    def __init__(self) -> None:
-        self._fails: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def delay(self, name: str) -> float:
-        with self._lock:
-            fails = self._fails.get(name.lower(), 0)
-        return 0.0 if fails == 0 else min(0.5 * 2 ** (fails - 1), MAX_DELAY_S)
-
-    def failed(self, name: str) -> None:
-        with self._lock:
-            self._fails[name.lower()] = self._fails.get(name.lower(), 0) + 1
-
-    def succeeded(self, name: str) -> None:
-        with self._lock:
-            self._fails.pop(name.lower(), None)
+# -- guessing resistance -------------------------------------------------------------------------
+# Failures are counted per account name, per client address and for the whole server, in a file
+# under the data directory shared by every session and process, so neither parallel sessions nor a
+# restart resets them. Each attempt is counted as a failure *before* its password is checked (and
+# cleared on success), so parallel guesses cannot slip past the count. Past the free failures the
+# name or address is locked out, exponentially longer each time, up to LOCK_MAX_S.
+ACCOUNT_FREE_FAILS = 5
+CLIENT_FREE_FAILS = 20
+LOCK_BASE_S = 30.0
+LOCK_MAX_S = 3600.0
+GLOBAL_WINDOW_S = 60.0
+GLOBAL_MAX_FAILS = 60  # failures per window across all names and clients before everyone waits
+FORGET_AFTER_S = 24 * 3600.0
+MAX_TRACKED = 10_000
+AUDIT_EVENTS = ("success", "failure", "locked", "unlock", "logout", "expired")
 
 
-THROTTLE = Throttle()
-_DUMMY_HASH = hash_password(secrets.token_hex(8))
+def _state_path() -> Path:
+    return config.home() / "auth_state.json"
 
 
-def authenticate(
-    name: str, password: str, accounts: dict[str, dict] | None = None, sleep=time.sleep
-) -> User | None:
-    """Check credentials after the throttle's delay; unknown users cost the same as known ones."""
+def audit_path() -> Path:
+    return config.home() / "auth_audit.jsonl"
+
+
+class _StateLock:
+    """Exclusive cross-process lock around the throttle state."""
+
+    def __enter__(self) -> _StateLock:
+        import fcntl
+
+        home = config.home()
+        home.mkdir(parents=True, exist_ok=True)
+        self._fh = open(home / ".auth.lock", "a+")
+        fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX)
+        try:
+            self.state = json.loads(_state_path().read_text())
+        except (OSError, ValueError):
+            self.state = {}
+        for key in ("accounts", "clients"):
+            self.state.setdefault(key, {})
+        self.state.setdefault("recent", [])
+        return self
+
+    def save(self) -> None:
+        path = _state_path()
+        tmp = path.with_name(f".auth_state-{secrets.token_hex(4)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(self.state, fh)
+        tmp.replace(path)
+
+    def __exit__(self, *exc: object) -> None:
+        import fcntl
+
+        fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
+        self._fh.close()
+
+
+def _lock_seconds(fails: int, free: int) -> float:
+    return 0.0 if fails < free else min(LOCK_BASE_S * 2 ** (fails - free), LOCK_MAX_S)
+
+
+def _prune(state: dict, now: float) -> None:
+    state["recent"] = [t for t in state["recent"] if now - t < GLOBAL_WINDOW_S]
+    for key in ("accounts", "clients"):
+        table = state[key]
+        for name in [n for n, e in table.items() if now - e.get("last", 0) > FORGET_AFTER_S]:
+            del table[name]
+        if len(table) > MAX_TRACKED:
+            for name in sorted(table, key=lambda n: table[n].get("last", 0))[: len(table) - MAX_TRACKED]:
+                del table[name]
+
+
+def _clean(text: str, limit: int = 120) -> str:
+    return "".join(ch for ch in str(text) if ch.isprintable())[:limit]
+
+
+def audit(event: str, user: str, client: str = "", detail: str = "") -> None:
+    """Append one line to the sign-in audit log (who, when, from where; never a password)."""
+    from datetime import UTC, datetime
+
+    line = {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "event": event,
+        "user": _clean(user),
+        "client": _clean(client, 64),
+    }
+    if detail:
+        line["detail"] = _clean(detail, 200)
+    path = audit_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a") as fh:
+        fh.write(json.dumps(line) + "\n")
+
+
+def read_audit(limit: int = 200) -> list[dict]:
+    """The newest audit lines, newest last."""
+    try:
+        lines = audit_path().read_text().splitlines()[-limit:]
+    except OSError:
+        return []
+    return [json.loads(x) for x in lines if x.strip()]
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """The outcome of a sign-in attempt: the user, or the message to show."""
+
+    user: User | None
+    message: str = ""
+
+
+def _wait_text(seconds: float) -> str:
+    return f"{int(seconds) + 1} seconds" if seconds < 120 else f"{int(seconds // 60) + 1} minutes"
+
+
+def sign_in(
+    name: str,
+    password: str,
+    accounts: dict[str, dict] | None = None,
+    client: str = "unknown",
+    now: float | None = None,
+) -> SignIn:
+    """Check credentials under the shared throttle; unknown names cost the same as known ones."""
     accounts = load_accounts() if accounts is None else accounts
-    sleep(THROTTLE.delay(name))
+    now = time.time() if now is None else now
+    key, client = name.strip().lower()[:120], _clean(client or "unknown", 64)
+    with _StateLock() as lock:
+        state = lock.state
+        _prune(state, now)
+        acc = state["accounts"].setdefault(key, {"fails": 0, "until": 0.0, "last": now})
+        cli = state["clients"].setdefault(client, {"fails": 0, "until": 0.0, "last": now})
+        wait = max(acc["until"] - now, cli["until"] - now)
+        if len(state["recent"]) >= GLOBAL_MAX_FAILS:
+            wait = max(wait, GLOBAL_WINDOW_S - (now - state["recent"][0]))
+        if wait > 0:
+            lock.save()
+            audit("locked", name, client)
+            return SignIn(None, f"Too many failed sign-ins. Try again in {_wait_text(wait)}.")
+        # counted as a failure until the password proves otherwise
+        for entry, free in ((acc, ACCOUNT_FREE_FAILS), (cli, CLIENT_FREE_FAILS)):
+            entry["fails"] += 1
+            entry["last"] = now
+            entry["until"] = now + _lock_seconds(entry["fails"], free)
+        state["recent"].append(now)
+        lock.save()
     account = accounts.get(name)
     ok = verify_password(password, account["hash"] if account else _DUMMY_HASH) and account is not None
     if not ok:
-        THROTTLE.failed(name)
-        return None
-    THROTTLE.succeeded(name)
-    return User(name, account.get("role", "staff"))
+        audit("failure", name, client)
+        return SignIn(None, "Wrong user name or password.")
+    with _StateLock() as lock:
+        lock.state["accounts"].pop(key, None)
+        cli = lock.state["clients"].get(client)
+        if cli:
+            cli["fails"], cli["until"] = max(cli["fails"] - 1, 0), 0.0
+        if lock.state["recent"]:
+            lock.state["recent"].pop()
+        lock.save()
+    audit("success", name, client)
+    return SignIn(User(name, account.get("role", "staff")))
+
+
+def unlock(name: str, by: str) -> bool:
+    """Clear an account's failures and lockout (an analyst's action, audited). True if it was tracked."""
+    key = name.strip().lower()
+    with _StateLock() as lock:
+        found = lock.state["accounts"].pop(key, None) is not None
+        lock.save()
+    audit("unlock", name, detail=f"by {by}")
+    return found
+
+
+def lockouts(now: float | None = None) -> dict[str, float]:
+    """Accounts locked out now, with the seconds left."""
+    now = time.time() if now is None else now
+    with _StateLock() as lock:
+        return {n: e["until"] - now for n, e in lock.state["accounts"].items() if e["until"] > now}
+
+
+_DUMMY_HASH = hash_password(secrets.token_hex(8))
+
+
+def authenticate(name: str, password: str, accounts: dict[str, dict] | None = None, client: str = "unknown"):
+    """The user for good credentials, else None (see ``sign_in`` for the message)."""
+    return sign_in(name, password, accounts, client).user
 
 
 def access_mode(server_address: str | None, accounts: dict[str, dict]) -> str:

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from core import config
+from core.errors import BadRequest, ScreeningError
 
 EXIT_USER_ERROR = 2
-
-
-class UserError(Exception):
-    """Something the user can fix; printed as one line."""
+UserError = BadRequest  # something the user can fix; printed as one line
 
 
 def _models_dir(args: argparse.Namespace) -> Path:
@@ -48,13 +47,16 @@ def _progress_bar():
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from core.datasets import load_training_data
     from core.variants import VARIANTS
-    from core.workflow import load_training_data, train_variants
+    from core.workflow import train_variants
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else list(VARIANTS)
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise UserError(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    if args.max_epochs is not None and args.max_epochs < 1:
+        raise UserError("--max-epochs must be at least 1")
     source = args.data or config.train_csv()
     data = load_training_data(source)
     print(
@@ -64,51 +66,104 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     progress, close = _progress_bar() if not args.quiet else (None, lambda: None)
     try:
-        metas = train_variants(
+        cards = train_variants(
             data,
             variants,
             seed=args.seed,
             models_dir=_models_dir(args),
             progress=progress,
             grouped=args.grouped,
+            max_epochs=args.max_epochs,
         )
     finally:
         close()
-    rows = []
-    for name, meta in metas.items():
-        test = meta["metrics"]["test"]
-        rows.append(
-            f"{name:<12} acc {test['accuracy']:.4f}  auc {test['roc_auc'] or float('nan'):.4f}  "
-            f"logloss {test['log_loss']:.4f}  epochs {meta['epochs_run']:>3}  {meta['train_seconds']:.1f}s"
+    for card in cards.values():
+        test = card.test
+        print(
+            f"{card.variant:<12} acc {test['accuracy']:.4f}  auc {test['roc_auc'] or float('nan'):.4f}  "
+            f"logloss {test['log_loss']:.4f}  epochs {card.epochs_run:>3}  {card.train_seconds:.1f}s",
+            file=sys.stderr,
         )
-    print("\n".join(rows))
-    print(f"Saved to {_models_dir(args)}", file=sys.stderr)
+        print(card.version)
+    from core.registry import live_version
+
+    print(f"Saved to {_models_dir(args)}; live model: {live_version(_models_dir(args))}", file=sys.stderr)
     return 0
 
 
 def _bundle(args: argparse.Namespace):
-    from core.registry import best_variant, load_bundle
+    from core.registry import load_bundle, resolve_version
 
+    if getattr(args, "variant", None) and getattr(args, "version", None):
+        raise UserError("give --variant or --version, not both")
     models_dir = _models_dir(args)
-    variant = args.variant or best_variant(models_dir)
-    return load_bundle(models_dir, variant)
+    version = resolve_version(models_dir, getattr(args, "variant", None), getattr(args, "version", None))
+    return load_bundle(models_dir, version)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from core.scoring import score_file
+    import tempfile
 
+    from core.batch import check_recordable, score_file
+    from core.explain import FieldExplainer
+    from core.registry import live_version
+
+    user = check_recordable(args.user) if args.record else None
     bundle = _bundle(args)
-    summary = score_file(bundle, args.input, args.output, rejects=args.rejects)
-    print(
-        f"{summary.rows} rows: {summary.accepted} scored, {summary.rejected} rejected, "
-        f"{summary.with_warnings} with warnings (model {summary.variant}, version {summary.version})",
-        file=sys.stderr,
-    )
-    if summary.rejected and not args.rejects:
-        print(
-            "Rejected rows were not written; pass --rejects FILE to get them with reasons.", file=sys.stderr
+    with tempfile.TemporaryDirectory() as tmp:
+        # the record keeps the rejects even when they were not asked for
+        rejects = args.rejects or (str(Path(tmp) / "rejects.csv") if args.record else None)
+        summary, rejects_path = score_file(
+            bundle,
+            args.input,
+            args.output,
+            rejects=rejects,
+            threshold=args.threshold,
+            explainer=FieldExplainer(bundle),
         )
+        print(
+            f"{summary.rows} rows: {summary.accepted} scored, {summary.rejected} rejected, "
+            f"{summary.with_warnings} with warnings, {summary.recommended} recommended "
+            f"(model version {summary.version})",
+            file=sys.stderr,
+        )
+        if summary.rejected and not args.rejects:
+            print(
+                "Rejected rows were not written; pass --rejects FILE to get them with reasons.",
+                file=sys.stderr,
+            )
+        if args.record:
+            live = bundle.version == live_version(_models_dir(args))
+            print(_record_file(args, bundle, summary, user, live, rejects_path.read_bytes()))
     return 0
+
+
+def _record_file(args: argparse.Namespace, bundle, summary, user: str, live: bool, rejects: bytes) -> str:
+    """Record a scored file as a batch: the output and rejects bytes exactly as written."""
+    import hashlib
+
+    from core import storage
+    from core.decisions import Rule
+
+    threshold = bundle.threshold if args.threshold is None else float(args.threshold)
+    return storage.record_batch(
+        user=user,
+        file_name=Path(args.input).name,
+        file_sha256=hashlib.sha256(Path(args.input).read_bytes()).hexdigest(),
+        counts={
+            "rows": summary.rows,
+            "accepted": summary.accepted,
+            "rejected": summary.rejected,
+            "with_warnings": summary.with_warnings,
+        },
+        variant=bundle.variant,
+        version=bundle.version,
+        live=live,
+        rule=Rule("threshold", threshold=threshold),
+        selected=summary.recommended,
+        results_csv=Path(args.output).read_bytes(),
+        rejects_csv=rejects,
+    )
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -150,30 +205,112 @@ def cmd_explain(args: argparse.Namespace) -> int:
     report = validate(raw, known_values=bundle.known_values, ask_range=bundle.ask_range)
     accepted = report.accepted
     attr = FieldExplainer(bundle).explain(accepted)
-    frame = explanation_frame(report.input_rows(raw), attr)
-    Path(args.output).write_bytes(to_csv_bytes(frame))
+    frame = explanation_frame(report.input_rows(raw), attr, seen_names=bundle.seen_names)
+    _write_atomic(Path(args.output), to_csv_bytes(frame))
     print(
         f"{report.n_input} rows: {report.n_accepted} explained, {report.n_rejected} rejected "
-        f"(model {bundle.variant}, base value {attr.base_value:.3f}, {len(attr.fields)} fields)",
+        f"(model version {bundle.version}, base value {attr.base_value:.3f}, {len(attr.fields)} fields)",
         file=sys.stderr,
     )
     return 0
 
 
 def cmd_ensure_models(args: argparse.Namespace) -> int:
-    """Train the default variants on the demo data unless healthy bundles already exist."""
-    from core.registry import load_all
+    """Train the default variants on the demo data unless each has a healthy version already."""
+    from core.registry import list_versions, live_version
     from core.variants import VARIANTS
 
-    bundles, errors = load_all(_models_dir(args))
-    missing = [v for v in VARIANTS if v not in bundles]
-    if not missing:
+    cards, errors = list_versions(_models_dir(args))
+    healthy = {c.variant for c in cards.values()}
+    missing = [v for v in VARIANTS if v not in healthy]
+    if not missing and live_version(_models_dir(args)):
         print(f"Models ready in {_models_dir(args)}.", file=sys.stderr)
         return 0
-    if errors:
-        print("Retraining damaged models: " + ", ".join(errors), file=sys.stderr)
-    args.variants = ",".join(missing)
+    for where, message in errors.items():
+        print(f"Not loadable, kept as it is: {where}: {message}", file=sys.stderr)
+    args.variants = ",".join(missing or list(VARIANTS))
     return cmd_train(args)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from core import registry
+
+    models_dir = _models_dir(args)
+    if args.action == "list":
+        cards, errors = registry.list_versions(models_dir)
+        live = registry.live_version(models_dir)
+        rows = [
+            {
+                "variant": c.variant,
+                "version": c.version,
+                "live": c.version == live,
+                "created": c.created,
+                "metrics": {k: v for k, v in c.test.items() if k != "curves"},
+                "synthetic": c.synthetic,
+                "training_data": c.training_data.__dict__,
+                "migrated_from": c.migrated_from,
+            }
+            for c in cards.values()
+        ]
+        for where, message in errors.items():
+            print(f"not loadable: {where}: {message}", file=sys.stderr)
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        else:
+            for r in rows:
+                acc = r["metrics"].get("accuracy")
+                print(
+                    f"{'LIVE ' if r['live'] else '     '}{r['version']}  {r['created'][:19]}  "
+                    f"acc {acc:.4f}  {'synthetic' if r['synthetic'] else 'real'}"
+                )
+        return 0
+    user = args.user or os.environ.get("USER") or "cli"
+    if args.action == "promote":
+        event = registry.promote(models_dir, _need(args.version, "VERSION"), user, args.reason)
+        print(f"Live model is now {event.version} (was {event.previous}).", file=sys.stderr)
+    elif args.action == "rollback":
+        event = registry.rollback(models_dir, user, args.reason)
+        print(f"Rolled back: live model is now {event.version} (was {event.previous}).", file=sys.stderr)
+    elif args.action == "remove":
+        from core import storage
+
+        path = registry.remove_version(models_dir, _need(args.version, "VERSION"), storage.versions_used())
+        print(f"Removed {path.name}.", file=sys.stderr)
+    elif args.action == "card":
+        if not args.output:
+            raise UserError("give --output FILE.md")
+        version = registry.resolve_version(models_dir, version=_need(args.version, "VERSION"))
+        card = registry.read_card(registry.version_path(models_dir, version))
+        _write_atomic(Path(args.output), card.to_markdown().encode())
+        print(f"Wrote the model card of {version} to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _need(value: str | None, what: str) -> str:
+    if not value:
+        raise UserError(f"give the {what}")
+    return value
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from core import storage
+
+    print(storage.backup())
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from core import storage
+
+    used, kept = storage.restore(Path(args.source) if args.source else None)
+    print(f"Restored {used}" + (f"; the previous file is kept as {kept}" if kept else ""), file=sys.stderr)
+    return 0
 
 
 def cmd_users(args: argparse.Namespace) -> int:
@@ -193,9 +330,19 @@ def cmd_users(args: argparse.Namespace) -> int:
                 raise UserError("the passwords differ")
         auth.add_user(args.name, password, args.role, path)
         print(f"Saved {args.role} account {args.name!r} to {path or config.users_file()}", file=sys.stderr)
+    elif args.action == "unlock":
+        if not args.name:
+            raise UserError("give the user name: python -m core users unlock NAME")
+        auth.unlock(args.name, by=os.environ.get("USER") or "cli")
+        print(f"Unlocked {args.name!r}.", file=sys.stderr)
+    elif args.action == "audit":
+        for line in auth.read_audit():
+            print(json.dumps(line))
     else:
+        locked = auth.lockouts()
         for name, account in sorted(auth.load_accounts(path).items()):
-            print(f"{name}\t{account.get('role', 'staff')}")
+            flag = f"\tlocked {locked[name.lower()]:.0f} s" if name.lower() in locked else ""
+            print(f"{name}\t{account.get('role', 'staff')}{flag}")
     return 0
 
 
@@ -212,56 +359,78 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def models_opt(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--models-dir", help="model bundles folder (default: $SCREENING_HOME/models)")
+        p.add_argument("--models-dir", help="model versions folder (default: $SCREENING_HOME/models)")
 
-    p = sub.add_parser("train", help="train and evaluate model variants, save bundles")
-    p.add_argument(
-        "--data", help="history CSV with IS_SUCCESSFUL (default: $SCREENING_TRAIN_CSV or demo data)"
-    )
-    models_opt(p)
+    def version_opts(p: argparse.ArgumentParser) -> None:
+        models_opt(p)
+        p.add_argument("--variant", help="that variant's newest version (default: the live version)")
+        p.add_argument("--version", help="one exact version id (default: the live version)")
+
+    def train_opts(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--data", help="history CSV with IS_SUCCESSFUL (default: $SCREENING_TRAIN_CSV or demo data)"
+        )
+        models_opt(p)
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--max-epochs", type=int, help="cap every variant's epochs (quick runs and tests)")
+        p.add_argument("--grouped", action="store_true", help="also evaluate on a split by organisation NAME")
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("train", help="train variants; each becomes a new version (never live by itself)")
+    train_opts(p)
     p.add_argument("--variants", help="comma-separated (default: all)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--grouped", action="store_true", help="also evaluate on a split by organisation NAME")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("score", help="score applicants; writes input columns + probability + decision")
+    p = sub.add_parser("score", help="score applicants with the live (or a chosen) model version")
     p.add_argument("--input", required=True)
     p.add_argument("--output", required=True)
-    models_opt(p)
-    p.add_argument("--variant", help="default: best by validation accuracy")
-    p.add_argument("--rejects", help="write rejected rows with line and reason here")
+    version_opts(p)
+    p.add_argument("--rejects", help="write rejected rows with source_line and reason here")
+    p.add_argument("--threshold", type=float, help="recommend at this chance (default: the model's)")
+    p.add_argument("--record", action="store_true", help="record the batch (prints its id)")
+    p.add_argument("--user", help="who records the batch (with --record)")
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("evaluate", help="metrics (JSON) on a file that has IS_SUCCESSFUL")
     p.add_argument("--input", required=True)
-    models_opt(p)
-    p.add_argument("--variant")
+    version_opts(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("explain", help="per-field SHAP attributions and reasons for each applicant")
     p.add_argument("--input", required=True)
     p.add_argument("--output", required=True)
-    models_opt(p)
-    p.add_argument("--variant")
+    version_opts(p)
     p.add_argument("--rows", type=int, help="explain only the first N rows")
     p.set_defaults(func=cmd_explain)
 
-    p = sub.add_parser("ensure-models", help="train the default variants on demo data if missing")
-    p.add_argument("--data")
+    p = sub.add_parser("models", help="list, promote, roll back, remove model versions; write a card")
+    p.add_argument("action", choices=["list", "promote", "rollback", "remove", "card"])
+    p.add_argument("version", nargs="?")
     models_opt(p)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--grouped", action="store_true")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--json", action="store_true", help="list as JSON")
+    p.add_argument("--reason", help="why (promote, rollback)")
+    p.add_argument("--user", help="who (default: $USER)")
+    p.add_argument("--output", help="card: the Markdown file to write")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("ensure-models", help="train the default variants on demo data if missing")
+    train_opts(p)
     p.set_defaults(func=cmd_ensure_models, variants=None)
 
     p = sub.add_parser("users", help="staff accounts for the dashboard login")
-    p.add_argument("action", choices=["add", "list"])
+    p.add_argument("action", choices=["add", "list", "unlock", "audit"])
     p.add_argument("name", nargs="?")
     p.add_argument("--role", choices=["staff", "analyst"], default="staff")
     p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     p.add_argument("--file", help="accounts file (default: $SCREENING_HOME/users.json)")
     p.set_defaults(func=cmd_users)
+
+    p = sub.add_parser("backup", help="back up the batch record (SQLite) into $SCREENING_HOME/backups")
+    p.set_defaults(func=cmd_backup)
+
+    p = sub.add_parser("restore", help="restore the batch record from the newest (or a given) backup")
+    p.add_argument("--from", dest="source", help="a backup file (default: the newest)")
+    p.set_defaults(func=cmd_restore)
 
     p = sub.add_parser("sample", help="write synthetic applicants to try scoring with")
     p.add_argument("--output", default=str(config.SAMPLE_APPLICANTS))
@@ -272,14 +441,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
-    from core.registry import BundleError
-    from core.schema import FileError
-
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (UserError, FileError, BundleError, ValueError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except (ScreeningError, OSError) as err:
+        print(f"error: {str(err).splitlines()[0] if str(err) else type(err).__name__}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

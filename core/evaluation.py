@@ -170,11 +170,13 @@ def compare_pair(
     """Two variants on the same test rows: McNemar, bootstrap interval, rows they disagree on.
 
     ``preds_*`` are bundles' stored test predictions (``row``, ``IS_SUCCESSFUL``,
-    ``success_probability`` and the applicant fields). Raises ValueError when the two were
+    ``success_probability`` and the applicant fields). Raises BadRequest when the two were
     evaluated on different rows (other seed or data), where a paired test means nothing.
     """
     if not preds_a["row"].reset_index(drop=True).equals(preds_b["row"].reset_index(drop=True)):
-        raise ValueError(f"{a} and {b} were trained with different seeds or data, so their test rows differ.")
+        from core.errors import BadRequest
+
+        raise BadRequest(f"{a} and {b} were trained with different seeds or data, so their test rows differ.")
     y = preds_a["IS_SUCCESSFUL"].to_numpy()
     ya = (preds_a["success_probability"].to_numpy() >= threshold).astype(int)
     yb = (preds_b["success_probability"].to_numpy() >= threshold).astype(int)
@@ -190,12 +192,13 @@ def compare_pair(
     }
 
 
-def summary_row(variant: str, meta: dict) -> dict:
-    """One row of the Compare table from a bundle's metadata."""
-    test = meta.get("metrics", {}).get("test", {})
-    grouped = meta.get("metrics", {}).get("grouped") or {}
-    row = {
-        "variant": variant,
+def summary_row(label: str, card: object) -> dict:
+    """One row of the Compare table from a model card."""
+    test, grouped = card.test, card.grouped
+    return {
+        "version": label,
+        "variant": card.variant,
+        "data": "synthetic" if card.synthetic else "real",
         "accuracy": test.get("accuracy"),
         "roc_auc": test.get("roc_auc"),
         "log_loss": test.get("log_loss"),
@@ -204,16 +207,46 @@ def summary_row(variant: str, meta: dict) -> dict:
         "recall": test.get("recall"),
         "f1": test.get("f1"),
         "ece": test.get("ece"),
-        "new_org_accuracy": (test.get("new_organisations") or {}).get("accuracy"),
+        "new_org_accuracy": card.first_time.get("accuracy"),
         "grouped_accuracy": grouped.get("accuracy"),
         "grouped_roc_auc": grouped.get("roc_auc"),
-        "parameters": meta.get("parameters"),
-        "epochs": meta.get("epochs_run"),
-        "train_seconds": meta.get("train_seconds"),
+        "parameters": card.parameters or None,
+        "epochs": card.epochs_run,
+        "train_seconds": card.train_seconds,
     }
-    return row
 
 
-def comparison_table(metas: dict[str, dict]) -> pd.DataFrame:
-    """All variants side by side, one row each."""
-    return pd.DataFrame([summary_row(v, m) for v, m in metas.items()])
+def comparison_table(cards: dict) -> pd.DataFrame:
+    """Versions side by side, one row each (``cards``: label -> ModelCard)."""
+    return pd.DataFrame([summary_row(label, c) for label, c in cards.items()])
+
+
+def head_to_head(candidate: object, live: object) -> list[dict]:
+    """A candidate version beside the live one on the same held-out rows: the candidate's test split
+    and, when the live version was tested on another file, the live version's test split too.
+
+    Each entry: the split's name plus ``compare_pair``'s result (A = candidate, B = live) and both
+    versions' accuracy and ROC AUC on those rows.
+    """
+    from core.schema import TARGET
+
+    splits = [("the candidate's test split", candidate)]
+    if live.card.training_data.sha256 != candidate.card.training_data.sha256:
+        splits.append(("the live model's test split", live))
+    out = []
+    for label, owner in splits:
+        rows = owner.test_predictions()
+        features = rows.drop(
+            columns=["row", "success_probability", "seen_organisation", TARGET], errors="ignore"
+        )
+        pa = rows.assign(success_probability=candidate.predict_proba(features))
+        pb = rows.assign(success_probability=live.predict_proba(features))
+        y = rows[TARGET].to_numpy()
+        result = compare_pair("candidate", pa, "live", pb, candidate.threshold)
+        result["split"] = label
+        result["candidate"] = classification_metrics(
+            y, pa["success_probability"].to_numpy(), candidate.threshold
+        )
+        result["live"] = classification_metrics(y, pb["success_probability"].to_numpy(), live.threshold)
+        out.append(result)
+    return out

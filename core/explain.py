@@ -31,7 +31,6 @@ from math import factorial
 import numpy as np
 import pandas as pd
 
-from core.network import Network
 from core.registry import Bundle
 from core.schema import FIELD_LABELS, NAME_FIELD, REQUIRED_FIELDS, TARGET
 
@@ -88,7 +87,7 @@ class FieldExplainer:
         self.fields = bundle.source_fields
         owners = np.array(bundle.feature_fields)
         self.columns = [np.flatnonzero(owners == f) for f in self.fields]
-        self.net = Network.from_model(bundle.model)
+        self.net = bundle.network
         self.bg_encoded = bundle.transform(self.background).astype(np.float64)
         self.bg_parts = self._parts(self.bg_encoded)  # F x B x H
         self.bg_z1 = self.bg_parts.sum(axis=0) + self.net.b1
@@ -148,7 +147,19 @@ def _format_value(field: str, value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def reason_codes(attr: Attributions, top: int = 3) -> list[str]:
+def _reason_subject(field: str, value: object, seen_names: set[str] | None) -> str:
+    """What a field stands for in a reason: NAME is the organisation's record, never the raw name."""
+    if field != NAME_FIELD:
+        return f"{field} = {_format_value(field, value)}"
+    name = " ".join(str(value or "").upper().split())
+    if not name:
+        return "no organisation name (first-time organisation, no record)"
+    if seen_names is not None and name not in seen_names:
+        return "first-time organisation (no record of its own; its name's words and family)"
+    return "this organisation's record of earlier applications"
+
+
+def reason_codes(attr: Attributions, top: int = 3, seen_names: set[str] | None = None) -> list[str]:
     """Plain-words top fields per applicant: 'ASK_AMT = 5,000 raised the chance by 6 points'."""
     out = []
     values = attr.values.to_numpy()
@@ -161,9 +172,9 @@ def reason_codes(attr: Attributions, top: int = 3) -> list[str]:
                 continue
             field = attr.fields[j]
             verb = "raised" if v > 0 else "lowered"
+            value = attr.data[field].iat[i] if field in attr.data else None
             parts.append(
-                f"{field} = {_format_value(field, attr.data[field].iat[i] if field in attr.data else None)} "
-                f"{verb} the chance by {abs(v) * 100:.1f} points"
+                f"{_reason_subject(field, value, seen_names)} {verb} the chance by {abs(v) * 100:.1f} points"
             )
         out.append("; ".join(parts) if parts else "no field moved the chance noticeably")
     return out

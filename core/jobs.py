@@ -13,7 +13,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.workflow import TrainingData, train_variants
+from core.datasets import TrainingData
 
 
 @dataclass
@@ -24,13 +24,14 @@ class TrainingJob:
     seed: int
     source: str
     started: float = field(default_factory=time.time)
+    ended: float | None = None
     status: str = "running"  # running | done | failed
     current: str | None = None
     epochs: dict[str, tuple[int, int]] = field(default_factory=dict)  # variant -> (epoch, max)
     curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     finished: list[str] = field(default_factory=list)
     error: str | None = None
-    metas: dict[str, dict] = field(default_factory=dict)
+    metas: dict = field(default_factory=dict)  # variant -> ModelCard of the new version
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def progress(self, variant: str, epoch: int, max_epochs: int, logs: dict) -> None:
@@ -53,7 +54,8 @@ class TrainingJob:
                 "finished": list(self.finished),
                 "error": self.error,
                 "variants": list(self.variants),
-                "elapsed": time.time() - self.started,
+                "elapsed": (self.ended or time.time()) - self.started,
+                "versions": {k: v.version for k, v in self.metas.items()},
             }
 
 
@@ -82,6 +84,8 @@ def start_training(
 
         def work() -> None:
             try:
+                from core.workflow import train_variants  # TensorFlow only when someone trains
+
                 metas = train_variants(
                     data,
                     variants,
@@ -94,9 +98,11 @@ def start_training(
                     job.metas = metas
                     job.finished = list(variants)
                     job.status = "done"
+                    job.ended = time.time()
             except Exception as err:  # reported to the user, the old bundles keep serving
                 with job.lock:
                     job.status = "failed"
+                    job.ended = time.time()
                     job.error = f"{type(err).__name__}: {err}"
                 traceback.print_exc()
 

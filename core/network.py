@@ -8,10 +8,14 @@ million-by-1,500 matrix. Results equal Keras' own forward pass to float rounding
 
 from __future__ import annotations
 
+import io
+import json
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+
+NETWORK_FILE = "network.npz"
 
 
 @dataclass
@@ -46,6 +50,41 @@ class Network:
             else:
                 raise TypeError(f"unsupported layer for exact attributions: {type(layer).__name__}")
         return cls(w1, b1, first.activation.__name__, tail)
+
+    def to_bytes(self) -> bytes:
+        """The network as a NumPy ``.npz`` (arrays and a JSON layer list; no pickle)."""
+        arrays: dict[str, np.ndarray] = {"w1": self.w1, "b1": self.b1}
+        layers = []
+        for i, (kind, params) in enumerate(self.tail):
+            if kind == "dense":
+                w, b, act = params
+                arrays[f"l{i}_a"], arrays[f"l{i}_b"] = w, b
+                layers.append({"kind": "dense", "activation": act})
+            else:
+                arrays[f"l{i}_a"], arrays[f"l{i}_b"] = params
+                layers.append({"kind": "affine"})
+        spec = {"activation": self.activation, "tail": layers}
+        arrays["spec"] = np.array(json.dumps(spec))
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> Network:
+        """Read what ``to_bytes`` wrote; refuses pickled objects."""
+        with np.load(io.BytesIO(blob), allow_pickle=False) as z:
+            spec = json.loads(str(z["spec"]))
+            tail: list[tuple[str, tuple]] = []
+            for i, layer in enumerate(spec["tail"]):
+                a, b = z[f"l{i}_a"], z[f"l{i}_b"]
+                if layer["kind"] == "dense":
+                    cls._act(layer["activation"], np.zeros(1))  # unknown activations fail here
+                    tail.append(("dense", (a, b, layer["activation"])))
+                elif layer["kind"] == "affine":
+                    tail.append(("affine", (a, b)))
+                else:
+                    raise TypeError(f"unknown layer kind {layer['kind']!r}")
+            return cls(z["w1"], z["b1"], spec["activation"], tail)
 
     @staticmethod
     def _act(name: str, z: np.ndarray) -> np.ndarray:
@@ -84,9 +123,9 @@ def folded_first_layer(net: Network, scaler: object) -> tuple[np.ndarray, np.nda
 class FastScorer:
     """Success probabilities from a fitted pipeline + network, without densifying the input."""
 
-    def __init__(self, pipeline: object, model: object) -> None:
+    def __init__(self, pipeline: object, net: Network) -> None:
         self.encoder = pipeline.named_steps["encode"]
-        self.net = Network.from_model(model)
+        self.net = net
         self.w, self.b = folded_first_layer(self.net, pipeline.named_steps["scale"])
 
     def predict(self, rows) -> np.ndarray:

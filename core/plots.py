@@ -10,6 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from core.schema import FIELD_LABELS
+from core.text import safe_text
 
 PALETTE = ["#2E7D5B", "#1F77B4", "#FF7F0E", "#9467BD", "#D62728", "#8C564B", "#17BECF"]
 
@@ -169,7 +170,7 @@ def attribution_distribution(distribution: pd.DataFrame, order: list[str] | None
             go.Box(
                 x=part["attribution"] * 100,
                 name=FIELD_LABELS.get(field, field),
-                text=part["value"],
+                text=[safe_text(v, 60) for v in part["value"]],
                 boxpoints="outliers",
                 marker_color=PALETTE[0],
                 orientation="h",
@@ -183,7 +184,8 @@ def attribution_distribution(distribution: pd.DataFrame, order: list[str] | None
 def waterfall(contributions: pd.DataFrame, base_value: float, probability: float) -> go.Figure:
     """One applicant: from the average chance to theirs, field by field."""
     labels = [
-        f"{FIELD_LABELS.get(f, f)} = {v}" for f, v in zip(contributions["field"], contributions["value"])
+        f"{FIELD_LABELS.get(f, f)} = {safe_text(v, 40)}"
+        for f, v in zip(contributions["field"], contributions["value"])
     ]
     fig = go.Figure(
         go.Waterfall(
@@ -215,6 +217,11 @@ def dependence(dep: pd.DataFrame, field: str) -> go.Figure:
         fig.update_xaxes(type="log")
     else:
         fig.add_trace(
-            go.Box(x=dep["value"], y=dep["attribution"] * 100, boxpoints="all", marker_color=PALETTE[0])
+            go.Box(
+                x=[safe_text(v, 40) for v in dep["value"]],
+                y=dep["attribution"] * 100,
+                boxpoints="all",
+                marker_color=PALETTE[0],
+            )
         )
     return _layout(fig, f"Effect of {FIELD_LABELS.get(field, field)}", field, "probability points")

@@ -1,51 +1,99 @@
-"""Model bundles on disk: preprocessing + Keras model + metadata + history, saved together.
+"""Model versions on disk: immutable, signed bundles, and one live version an analyst chooses.
 
-Layout: ``<models_dir>/<variant>/`` holding ``model.keras``, ``preprocessor.joblib``,
-``meta.json``, ``history.json``, ``test_predictions.parquet`` and ``background.parquet``.
+Layout::
 
-Safety: a bundle is written to a temporary folder and swapped in with renames, so a crash
-leaves the previous bundle serving. ``meta.json`` records the sha256 of every file and an
-HMAC (keyed by a secret under the data directory) of the pickled preprocessor: a file the
-app did not write is never unpickled, and a damaged bundle is reported by name while the
-other variants keep working. Keras models load with ``safe_mode=True``.
+    <models_dir>/registry.json                 live version + who moved it, when and why
+    <models_dir>/<variant>/<version>/          one immutable bundle per training run
+        manifest.json      sha256 of every other file + HMAC over them (the signature)
+        meta.json          the model card (core.card.ModelCard)
+        network.npz        the network as NumPy arrays (what serving reads; no pickle)
+        preprocessor.joblib  the fitted preprocessing (unpickled only after verification)
+        model.keras        the same network for Keras users (never read when serving)
+        history.json, test_predictions.parquet, background.parquet, training_names.parquet
+
+Trust: the signing key is ``$SCREENING_SECRET_KEY`` or ``$SCREENING_HOME/secret.key`` (0600,
+created only by training), never a file inside or beside a models folder, so a folder copied in
+from elsewhere cannot bring its own key. Loading checks the manifest's HMAC, then every file's
+sha256, before reading anything else. A version id ends in a hash of the bundle's content, so a
+changed bundle can never claim an existing version.
+
+Saves and recoveries hold a cross-process lock; a save is written to a temporary folder and
+renamed into place, so a crash never leaves half a version.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import hmac
 import json
 import os
 import secrets
 import shutil
+import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 
 from core import config
+from core.card import ModelCard
+from core.errors import BadRequest, BundleError
+from core.network import NETWORK_FILE, FastScorer, Network
 
-BUNDLE_FILES = ("model.keras", "preprocessor.joblib", "meta.json", "history.json")
-DATA_FILES = ("test_predictions.parquet", "background.parquet", "training_names.parquet")
+__all__ = ["Bundle", "BundleError"]
+
+MANIFEST = "manifest.json"
+META = "meta.json"
+REGISTRY = "registry.json"
+LOCK = ".lock"
+BUNDLE_FILES = (
+    META,
+    NETWORK_FILE,
+    "preprocessor.joblib",
+    "model.keras",
+    "history.json",
+    "test_predictions.parquet",
+    "background.parquet",
+    "training_names.parquet",
+)
+REQUIRED_FILES = (META, NETWORK_FILE, "preprocessor.joblib", "history.json")
+STALE_TMP_S = 3600.0
+SCORE_BATCH = 100_000
 
 
-class BundleError(RuntimeError):
-    """A model bundle is missing or damaged; the message names it and says what is wrong."""
+# -- the key --------------------------------------------------------------------------------
+def key_path() -> Path:
+    return config.home() / "secret.key"
 
 
-def _secret_key(models_dir: Path) -> bytes:
-    """Per-installation signing key, created on first use (0600)."""
-    path = models_dir.parent / "secret.key"
+def signing_key(create: bool = False) -> bytes:
+    """The installation's signing key: ``$SCREENING_SECRET_KEY``, else ``$SCREENING_HOME/secret.key``.
+
+    Only training passes ``create=True``; loading never creates a key, and never looks for one
+    next to the models it is given.
+    """
+    env = os.environ.get("SCREENING_SECRET_KEY")
+    if env:
+        return hashlib.sha256(env.encode()).digest()
+    path = key_path()
     if not path.exists():
+        if not create:
+            raise BundleError(
+                f"No signing key at {path} (or in SCREENING_SECRET_KEY): models cannot be verified. "
+                "Train here with: python -m core train"
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{uuid.uuid4().hex}.tmp")
-        with open(tmp, "wb") as fh:
+        tmp = path.with_name(f".secret-{uuid.uuid4().hex}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
             fh.write(secrets.token_bytes(32))
-        os.chmod(tmp, 0o600)
         try:
             os.link(tmp, path)  # atomic create-if-absent: concurrent first runs agree
         except FileExistsError:
@@ -63,60 +111,99 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def content_hash(files: dict[str, str]) -> str:
+    """Hash of a bundle's content: every file's digest except the card (which names the version)."""
+    text = "\n".join(f"{name} {digest}" for name, digest in sorted(files.items()) if name != META)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _signature(key: bytes, version: str, files: dict[str, str]) -> str:
+    payload = json.dumps({"version": version, "files": dict(sorted(files.items()))}, sort_keys=True)
+    return hmac.new(key, payload.encode(), hashlib.sha256).hexdigest()
+
+
+# -- locking and clean-up ---------------------------------------------------------------------
+@contextlib.contextmanager
+def models_lock(models_dir: Path) -> Iterator[None]:
+    """Exclusive cross-process lock for saves, migrations, recoveries and registry changes."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    with open(models_dir / LOCK, "a+") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def clean_stale(models_dir: Path, older_than: float = STALE_TMP_S) -> list[Path]:
+    """Remove ``.tmp-*`` folders that killed saves left behind (only old ones: a save holds the
+    lock while it writes, and this runs under the same lock)."""
+    removed = []
+    now = time.time()
+    for tmp in [*models_dir.glob(".tmp-*"), *models_dir.glob("*/.tmp-*")]:
+        with contextlib.suppress(OSError):
+            if now - tmp.stat().st_mtime >= older_than:
+                shutil.rmtree(tmp, ignore_errors=True)
+                removed.append(tmp)
+    return removed
+
+
+# -- the loaded model ------------------------------------------------------------------------
 @dataclass
 class Bundle:
-    """A loaded, ready-to-score model. Treat as read-only: it is shared between sessions."""
+    """A verified, ready-to-score model version. Read-only: it is shared between sessions."""
 
-    variant: str
+    card: ModelCard
     path: Path
-    meta: dict
     history: dict
     pipeline: object
-    model: object
+    network: Network
+
+    @property
+    def variant(self) -> str:
+        return self.card.variant
 
     @property
     def version(self) -> str:
-        return self.meta["version"]
+        return self.card.version
 
     @property
     def threshold(self) -> float:
-        return float(self.meta.get("threshold", 0.5))
+        return float(self.card.threshold)
 
     @property
     def feature_fields(self) -> list[str]:
-        return list(self.meta["feature_fields"])
+        return list(self.card.feature_fields)
 
     @property
     def source_fields(self) -> list[str]:
-        """The application-form fields this model reads, in form order."""
-        return list(dict.fromkeys(self.meta["feature_fields"]))
+        return self.card.source_fields
 
     @property
     def known_values(self) -> dict[str, list[str]]:
-        return self.meta.get("known_values", {})
+        return self.card.known_values
 
     @property
     def ask_range(self) -> tuple[float, float] | None:
-        r = self.meta.get("ask_range")
-        return (float(r[0]), float(r[1])) if r else None
+        return self.card.ask_range
 
     def transform(self, df: pd.DataFrame) -> np.ndarray:
         return self.pipeline.transform(df).astype(np.float32)
 
     @cached_property
-    def _scorer(self) -> object:
-        from core.training import fast_scorer
-
-        return fast_scorer(self.pipeline, self.model)
+    def _scorer(self) -> FastScorer:
+        return FastScorer(self.pipeline, self.network)
 
     def predict_proba(self, df: pd.DataFrame) -> np.ndarray:
-        """Success probabilities for validated rows (no refitting, bounded batches)."""
-        from core.training import predict_proba
-
-        return predict_proba(self.pipeline, self.model, df, scorer=self._scorer)
+        """Success probabilities for validated rows (NumPy forward pass, bounded batches)."""
+        out = np.empty(len(df), dtype=np.float64)
+        for start in range(0, len(df), SCORE_BATCH):
+            rows = df.iloc[start : start + SCORE_BATCH]
+            out[start : start + len(rows)] = self._scorer.predict(rows)
+        return out
 
     def test_predictions(self) -> pd.DataFrame:
-        """Held-out test rows' labels and predicted probabilities (for Compare)."""
+        """Held-out test rows' labels and predicted probabilities."""
         return pd.read_parquet(self.path / "test_predictions.parquet")
 
     @cached_property
@@ -135,176 +222,391 @@ class Bundle:
         return pd.read_parquet(self.path / "background.parquet")
 
 
+# -- saving ----------------------------------------------------------------------------------
 def save_bundle(
     models_dir: Path,
     variant: str,
     *,
-    model: object,
+    network: Network,
+    model: object | None,
     pipeline: object,
-    meta: dict,
+    card: dict,
     history: dict,
     test_predictions: pd.DataFrame,
     background: pd.DataFrame,
     training_names: pd.Series,
-) -> Path:
-    """Write a bundle atomically; the previous bundle serves until the final rename."""
+) -> ModelCard:
+    """Write a new immutable version of ``variant``; returns its card (with the version id)."""
+    import joblib
+
     models_dir = Path(models_dir)
-    models_dir.mkdir(parents=True, exist_ok=True)
-    key = _secret_key(models_dir)
-    tmp = models_dir / f".tmp-{variant}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
+    key = signing_key(create=True)
+    with models_lock(models_dir):
+        clean_stale(models_dir)
+        parent = models_dir / variant
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = parent / f".tmp-{uuid.uuid4().hex[:10]}"
+        tmp.mkdir()
+        try:
+            (tmp / NETWORK_FILE).write_bytes(network.to_bytes())
+            if model is not None:
+                model.save(tmp / "model.keras")
+            joblib.dump(pipeline, tmp / "preprocessor.joblib")
+            (tmp / "history.json").write_text(json.dumps(history))
+            test_predictions.to_parquet(tmp / "test_predictions.parquet", index=False)
+            background.to_parquet(tmp / "background.parquet", index=False)
+            pd.DataFrame({"NAME": training_names}).to_parquet(tmp / "training_names.parquet", index=False)
+            files = {p.name: file_sha256(p) for p in tmp.iterdir()}
+            digest = content_hash(files)
+            created = datetime.fromisoformat(card["created"])
+            version = f"{variant}-{created:%Y%m%d%H%M%S}-{digest[:12]}"
+            final_card = ModelCard.from_dict({**card, "version": version, "content_hash": digest})
+            _write_signed(tmp, final_card, files, key)
+            final = parent / version
+            if final.exists():  # the very same content saved twice: keep the first
+                return read_card(final)
+            tmp.rename(final)
+            return final_card
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_signed(folder: Path, card: ModelCard, files: dict[str, str], key: bytes) -> None:
+    (folder / META).write_text(card.to_json())
+    files = {**files, META: file_sha256(folder / META)}
+    manifest = {"format": 2, "version": card.version, "files": files}
+    manifest["signature"] = _signature(key, card.version, files)
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    for path in folder.iterdir():
+        with open(path, "rb") as fh:
+            os.fsync(fh.fileno())
+
+
+# -- verifying and reading ---------------------------------------------------------------------
+def _verify(path: Path, key: bytes, *, every_file: bool) -> dict:
+    """Check the manifest's signature and the files' digests; return the manifest.
+
+    ``every_file=False`` checks the signature and the card only (listings); loading checks all.
+    """
+    label = f"{path.parent.name}/{path.name}"
     try:
-        model.save(tmp / "model.keras")
-        joblib.dump(pipeline, tmp / "preprocessor.joblib")
-        (tmp / "history.json").write_text(json.dumps(history))
-        test_predictions.to_parquet(tmp / "test_predictions.parquet", index=False)
-        background.to_parquet(tmp / "background.parquet", index=False)
-        pd.DataFrame({"NAME": training_names}).to_parquet(tmp / "training_names.parquet", index=False)
-        files = {
-            name: file_sha256(tmp / name)
-            for name in ("model.keras", "preprocessor.joblib", "history.json", *DATA_FILES)
-        }
-        signature = hmac.new(key, (tmp / "preprocessor.joblib").read_bytes(), hashlib.sha256).hexdigest()
-        meta = {**meta, "files": files, "preprocessor_hmac": signature}
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=_json_default))
-        for path in tmp.iterdir():
-            with open(path, "rb") as fh:
-                os.fsync(fh.fileno())
-        final = models_dir / variant
-        trash = models_dir / f".old-{variant}-{uuid.uuid4().hex[:8]}"
-        if final.exists():
-            final.rename(trash)
-        tmp.rename(final)
-        shutil.rmtree(trash, ignore_errors=True)
-        return final
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        manifest = json.loads((path / MANIFEST).read_text())
+        files = dict(manifest["files"])
+        version = str(manifest["version"])
+        signature = str(manifest["signature"])
+    except FileNotFoundError:
+        raise BundleError(f"Model version {label} has no manifest; it will not be loaded.") from None
+    except (OSError, ValueError, KeyError, TypeError):
+        raise BundleError(
+            f"Model version {label} has an unreadable manifest; it will not be loaded."
+        ) from None
+    if not hmac.compare_digest(_signature(key, version, files), signature):
+        raise BundleError(
+            f"Model version {label} is not signed by this installation (or was changed since); "
+            "it will not be loaded."
+        )
+    if version != path.name:
+        raise BundleError(f"Model version {label} claims to be {version}; it will not be loaded.")
+    missing = [name for name in REQUIRED_FILES if name not in files]
+    if missing:
+        raise BundleError(f"Model version {label} lacks {', '.join(missing)}; it will not be loaded.")
+    if not version.endswith(content_hash(files)[:12]):
+        raise BundleError(f"Model version {label} does not match its content hash; it will not be loaded.")
+    for name in files if every_file else [META]:
+        file = path / name
+        if not file.is_file():
+            raise BundleError(f"Model version {label} is damaged: {name} is missing.")
+        if file_sha256(file) != files[name]:
+            raise BundleError(f"Model version {label} is damaged: {name} does not match its signed checksum.")
+    return manifest
 
 
-def _json_default(value: object) -> object:
-    if isinstance(value, np.integer | np.floating):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+def read_card(path: Path, key: bytes | None = None) -> ModelCard:
+    """A version's card after checking its signature (cheap: the network is not read)."""
+    _verify(path, key or signing_key(), every_file=False)
+    try:
+        card = ModelCard.from_json((path / META).read_text())
+    except (OSError, ValueError, TypeError) as err:
+        raise BundleError(
+            f"Model version {path.name} has an unreadable card ({type(err).__name__})."
+        ) from None
+    if card.version != path.name:
+        raise BundleError(f"Model version {path.name}'s card names another version; it will not be loaded.")
+    return card
 
 
-def _recover(models_dir: Path, variant: str) -> None:
-    """A crash between the two renames of a save leaves the old bundle aside: put it back."""
-    final = models_dir / variant
-    if final.exists():
-        return
-    olds = sorted(models_dir.glob(f".old-{variant}-*"), key=lambda p: p.stat().st_mtime)
-    if olds:
-        olds[-1].rename(final)
+def _version_dirs(models_dir: Path) -> list[Path]:
+    if not models_dir.is_dir():
+        return []
+    return sorted(
+        version
+        for variant in models_dir.iterdir()
+        if variant.is_dir() and not variant.name.startswith(".")
+        for version in variant.iterdir()
+        if version.is_dir() and not version.name.startswith(".")
+    )
 
 
-def variant_names(models_dir: Path | None = None) -> list[str]:
-    """Variants that have a bundle folder (damaged or not), in declaration order first."""
+def list_versions(models_dir: Path | None = None) -> tuple[dict[str, ModelCard], dict[str, str]]:
+    """Every version's card (variants in declaration order, newest first), and for each version
+    that fails verification the reason, keyed by its folder."""
     from core.variants import VARIANTS
 
     models_dir = Path(models_dir or config.models_dir())
-    if not models_dir.exists():
-        return []
-    for old in models_dir.glob(".old-*"):
-        _recover(models_dir, old.name[5:].rsplit("-", 1)[0])
-    found = [p.name for p in models_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    order = {name: i for i, name in enumerate(VARIANTS)}
-    return sorted(found, key=lambda n: (order.get(n, len(order)), n))
-
-
-def read_meta(models_dir: Path | None, variant: str) -> dict:
-    """A bundle's metadata without loading the network (cheap, for tables and sidebars)."""
-    path = Path(models_dir or config.models_dir()) / variant / "meta.json"
-    if not path.exists():
-        raise BundleError(f"Model '{variant}' is missing its meta.json; retrain it.")
-    try:
-        meta = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise BundleError(f"Model '{variant}' has an unreadable meta.json ({err}); retrain it.") from None
-    if not isinstance(meta, dict) or "version" not in meta:
-        raise BundleError(f"Model '{variant}' has an incomplete meta.json; retrain it.")
-    return meta
-
-
-def list_metas(models_dir: Path | None = None) -> tuple[dict[str, dict], dict[str, str]]:
-    """All bundles' metadata, and for damaged ones the reason, keyed by variant."""
-    metas: dict[str, dict] = {}
+    migrate(models_dir)
+    cards: list[ModelCard] = []
     errors: dict[str, str] = {}
-    for variant in variant_names(models_dir):
+    dirs = _version_dirs(models_dir)
+    if not dirs:
+        return {}, {}
+    try:
+        key = signing_key()
+    except BundleError as err:
+        return {}, {"key": str(err)}
+    for path in dirs:
         try:
-            metas[variant] = read_meta(models_dir, variant)
+            cards.append(read_card(path, key))
         except BundleError as err:
-            errors[variant] = str(err)
-    return metas, errors
+            errors[f"{path.parent.name}/{path.name}"] = str(err)
+    order = {name: i for i, name in enumerate(VARIANTS)}
+    cards.sort(key=lambda c: c.created, reverse=True)
+    cards.sort(key=lambda c: order.get(c.variant, len(order)))
+    return {c.version: c for c in cards}, errors
 
 
-def load_bundle(models_dir: Path | None, variant: str) -> Bundle:
-    """Load and verify one bundle; raise BundleError saying what is wrong with it.
+def version_path(models_dir: Path, version: str) -> Path:
+    """The folder of a version id (or of the version migrated from an old id)."""
+    variant = version.split("-", 1)[0] if "-" in version else version
+    direct = models_dir / variant / version
+    if direct.is_dir() and not version.startswith("."):
+        return direct
+    for path in _version_dirs(models_dir):  # an id from before migration
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads((path / META).read_text()).get("migrated_from") == version:
+                return path
+    raise BundleError(
+        f"No model version {version} in {models_dir}. List them with: python -m core models list"
+    )
 
-    A bundle written before a file was added to the format is still served: only the
-    files its own meta.json lists are checked.
-    """
-    import keras
+
+def load_bundle(models_dir: Path | None, version: str) -> Bundle:
+    """Verify a version as a whole, then load it; raise BundleError saying what is wrong."""
+    import joblib
 
     models_dir = Path(models_dir or config.models_dir())
-    path = models_dir / variant
-    if not path.is_dir():
-        raise BundleError(
-            f"No trained model '{variant}' in {models_dir}. Train it with: python -m core train"
-        )
-    meta = read_meta(models_dir, variant)
-    for name, digest in meta.get("files", {}).items():
-        file = path / name
-        if not file.exists():
-            raise BundleError(f"Model '{variant}' is damaged: {name} is missing. Retrain it.")
-        if file_sha256(file) != digest:
-            raise BundleError(
-                f"Model '{variant}' is damaged: {name} does not match its checksum. Retrain it."
-            )
-    blob = (path / "preprocessor.joblib").read_bytes()
-    expected = hmac.new(_secret_key(models_dir), blob, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, str(meta.get("preprocessor_hmac", ""))):
-        raise BundleError(
-            f"Model '{variant}' was not written by this installation (signature mismatch); "
-            "it will not be loaded. Retrain it here."
-        )
+    migrate(models_dir)
+    path = version_path(models_dir, version)
+    _verify(path, signing_key(), every_file=True)
     try:
-        pipeline = joblib.load(path / "preprocessor.joblib")
-        model = keras.models.load_model(path / "model.keras", safe_mode=True, compile=False)
+        card = ModelCard.from_json((path / META).read_text())
+        network = Network.from_bytes((path / NETWORK_FILE).read_bytes())
+        pipeline = joblib.load(path / "preprocessor.joblib")  # signed by this installation
         history = json.loads((path / "history.json").read_text())
-    except Exception as err:  # any decoding failure means a damaged bundle
+    except Exception as err:  # any decoding failure of a signed file: report, never serve
+        raise BundleError(f"Model version {path.name} could not be read ({type(err).__name__}).") from None
+    return Bundle(card, path, history, pipeline, network)
+
+
+# -- the live version ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RegistryEvent:
+    """One change of the live version."""
+
+    action: str  # promote | rollback | first-training
+    version: str
+    previous: str | None
+    user: str
+    reason: str
+    at: str
+
+
+def _read_registry(models_dir: Path) -> dict:
+    path = models_dir / REGISTRY
+    if not path.exists():
+        return {"live": None, "events": []}
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict) or "events" not in data:
+            raise ValueError("not a registry")
+        return data
+    except (OSError, ValueError) as err:
         raise BundleError(
-            f"Model '{variant}' could not be loaded ({type(err).__name__}). Retrain it."
+            f"The live-model record {path} is unreadable ({type(err).__name__}); it was kept as it is. "
+            "Restore it from a backup or promote a version again after moving it aside."
         ) from None
-    return Bundle(variant, path, meta, history, pipeline, model)
 
 
-def load_all(models_dir: Path | None = None) -> tuple[dict[str, Bundle], dict[str, str]]:
-    """Every loadable bundle, plus the reason for each one that is not."""
-    bundles: dict[str, Bundle] = {}
-    errors: dict[str, str] = {}
-    for variant in variant_names(models_dir):
-        try:
-            bundles[variant] = load_bundle(models_dir, variant)
-        except BundleError as err:
-            errors[variant] = str(err)
-    return bundles, errors
+def _write_registry(models_dir: Path, data: dict) -> None:
+    path = models_dir / REGISTRY
+    tmp = path.with_name(f".registry-{uuid.uuid4().hex}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    tmp.replace(path)
 
 
-def best_variant(models_dir: Path | None = None) -> str:
-    """The healthy variant with the best validation accuracy (the CLI/app default)."""
-    return best_of(list_metas(models_dir)[0])
+def live_version(models_dir: Path | None = None) -> str | None:
+    return _read_registry(Path(models_dir or config.models_dir())).get("live")
 
 
-def best_of(metas: dict[str, dict]) -> str:
-    """``best_variant`` over metadata already read."""
-    if not metas:
-        raise BundleError("No trained models yet. Train them with: python -m core train")
+def registry_events(models_dir: Path | None = None) -> list[RegistryEvent]:
+    """Every change of the live version, oldest first."""
+    data = _read_registry(Path(models_dir or config.models_dir()))
+    return [RegistryEvent(**e) for e in data["events"]]
 
-    def score(item: tuple[str, dict]) -> float:
-        val = item[1].get("metrics", {}).get("validation", {})
-        return float(val.get("accuracy") or 0.0)
 
-    return max(metas.items(), key=score)[0]
+def _move_live(models_dir: Path, action: str, version: str, user: str, reason: str) -> RegistryEvent:
+    data = _read_registry(models_dir)
+    event = RegistryEvent(
+        action, version, data.get("live"), user, reason, datetime.now(UTC).isoformat(timespec="seconds")
+    )
+    data["live"] = version
+    data["events"].append(event.__dict__)
+    _write_registry(models_dir, data)
+    return event
+
+
+def promote(models_dir: Path | None, version: str, user: str, reason: str) -> RegistryEvent:
+    """Make a verified version live; needs a reason; recorded with who and when."""
+    models_dir = Path(models_dir or config.models_dir())
+    if not reason or not reason.strip():
+        raise BadRequest("Promotion needs a reason.")
+    path = version_path(models_dir, version)
+    _verify(path, signing_key(), every_file=True)
+    with models_lock(models_dir):
+        if _read_registry(models_dir).get("live") == path.name:
+            raise BadRequest(f"{path.name} is already the live model.")
+        return _move_live(models_dir, "promote", path.name, user, reason.strip())
+
+
+def rollback(models_dir: Path | None, user: str, reason: str) -> RegistryEvent:
+    """Return to the version that was live before the current one."""
+    models_dir = Path(models_dir or config.models_dir())
+    if not reason or not reason.strip():
+        raise BadRequest("Rollback needs a reason.")
+    with models_lock(models_dir):
+        data = _read_registry(models_dir)
+        live = data.get("live")
+        previous = next(
+            (e["previous"] for e in reversed(data["events"]) if e["version"] == live and e["previous"]), None
+        )
+        if previous is None:
+            raise BadRequest("There is no earlier live version to roll back to.")
+        path = version_path(models_dir, previous)
+        _verify(path, signing_key(), every_file=True)
+        return _move_live(models_dir, "rollback", path.name, user, reason.strip())
+
+
+def ensure_live(models_dir: Path, candidates: list[ModelCard]) -> RegistryEvent | None:
+    """When nothing is live yet, make the best validated of ``candidates`` live (first training)."""
+    if not candidates:
+        return None
+    with models_lock(models_dir):
+        if _read_registry(models_dir).get("live"):
+            return None
+        best = max(candidates, key=lambda c: c.validation_accuracy)
+        return _move_live(
+            models_dir, "first-training", best.version, "system",
+            "No live model yet: the best validated version of the first training run.",
+        )  # fmt: skip
+
+
+def remove_version(models_dir: Path | None, version: str, used_by_batches: set[str]) -> Path:
+    """Delete a version that is not live and scored no recorded batch."""
+    models_dir = Path(models_dir or config.models_dir())
+    path = version_path(models_dir, version)
+    with models_lock(models_dir):
+        data = _read_registry(models_dir)
+        if data.get("live") == path.name:
+            raise BadRequest(f"{path.name} is the live model; promote another version before removing it.")
+        card_from = (
+            json.loads((path / META).read_text()).get("migrated_from") if (path / META).exists() else None
+        )
+        if path.name in used_by_batches or (card_from and card_from in used_by_batches):
+            raise BadRequest(f"{path.name} scored recorded batches; it is kept so they can be re-scored.")
+        trash = path.parent / f".tmp-removed-{uuid.uuid4().hex[:8]}"
+        path.rename(trash)
+        shutil.rmtree(trash, ignore_errors=True)
+        return path
+
+
+def resolve_version(models_dir: Path | None, variant: str | None = None, version: str | None = None) -> str:
+    """The version to use: the one given, the newest of a variant, or the live one."""
+    models_dir = Path(models_dir or config.models_dir())
+    if version:
+        return version_path(models_dir, version).name
+    if variant:
+        cards, _ = list_versions(models_dir)
+        mine = [c for c in cards.values() if c.variant == variant]
+        if not mine:
+            raise BundleError(f"No trained version of '{variant}'. Train it with: python -m core train")
+        return max(mine, key=lambda c: c.created).version
+    live = live_version(models_dir)
+    if not live:
+        raise BundleError("No live model yet. Train one with: python -m core train")
+    return live
+
+
+# -- migration from one bundle per variant folder ------------------------------------------
+def migrate(models_dir: Path) -> list[str]:
+    """Turn bundles of the old layout (``<variant>/meta.json``) into versions, without retraining.
+
+    Each old bundle is checked the old way (file checksums and the preprocessor's HMAC with this
+    installation's key) before it is converted; the network is read once with Keras and stored
+    as NumPy arrays; the new version records the old id in ``migrated_from``. When nothing is
+    live, the best validated migrated version becomes live.
+    """
+    if not models_dir.is_dir() or not any(models_dir.glob("*/meta.json")):
+        return []
+    created: list[ModelCard] = []
+    with models_lock(models_dir):
+        for old in sorted(models_dir.glob("*/meta.json")):
+            card = _migrate_one(old.parent)
+            if card is not None:
+                created.append(card)
+    ensure_live(models_dir, created)
+    return [c.version for c in created]
+
+
+def _migrate_one(folder: Path) -> ModelCard | None:
+    import keras
+
+    try:
+        meta = json.loads((folder / META).read_text())
+        key = signing_key()
+    except (OSError, ValueError, BundleError):
+        return None  # listed as damaged by whoever asks for it; never deleted
+    for name, digest in meta.get("files", {}).items():
+        if not (folder / name).is_file() or file_sha256(folder / name) != digest:
+            return None
+    blob = (folder / "preprocessor.joblib").read_bytes()
+    expected = hmac.new(key, blob, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, str(meta.get("preprocessor_hmac", ""))):
+        return None
+    model = keras.models.load_model(folder / "model.keras", safe_mode=True, compile=False)
+    tmp = folder / f".tmp-{uuid.uuid4().hex[:10]}"
+    tmp.mkdir()
+    try:
+        (tmp / NETWORK_FILE).write_bytes(Network.from_model(model).to_bytes())
+        for name in BUNDLE_FILES:
+            if name not in (META, NETWORK_FILE) and (folder / name).exists():
+                shutil.copy2(folder / name, tmp / name)
+        files = {p.name: file_sha256(p) for p in tmp.iterdir()}
+        digest = content_hash(files)
+        created = datetime.fromisoformat(meta.get("created") or datetime.now(UTC).isoformat())
+        version = f"{meta.get('variant', folder.name)}-{created:%Y%m%d%H%M%S}-{digest[:12]}"
+        old = {k: v for k, v in meta.items() if k not in ("files", "preprocessor_hmac")}
+        card = ModelCard.from_dict(
+            {**old, "variant": meta.get("variant", folder.name), "version": version,
+             "content_hash": digest, "migrated_from": meta.get("version")}
+        )  # fmt: skip
+        _write_signed(tmp, card, files, key)
+        if not (folder / version).exists():
+            tmp.rename(folder / version)
+        for name in [*BUNDLE_FILES, "meta.json"]:
+            (folder / name).unlink(missing_ok=True)
+        return card
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -14,6 +14,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from core.errors import FileError
+
+__all__ = ["FileError"]
+
 ID_FIELD = "EIN"
 NAME_FIELD = "NAME"
 TARGET = "IS_SUCCESSFUL"
@@ -107,10 +111,6 @@ FIELD_LABELS = {
 
 
 MALFORMED = "_FIELD_COUNT"  # set by the reader on rows with more fields than the header
-
-
-class FileError(ValueError):
-    """A problem with the file as a whole (not CSV, empty, missing columns...)."""
 
 
 @dataclass

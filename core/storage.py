@@ -1,19 +1,35 @@
 """The record of scored batches and staff overrides (SQLAlchemy; SQLite WAL by default).
 
-Every batch keeps the exact bytes of its results as first produced, so History can hand
-them out again after a restart. Writes happen in one transaction: a crash mid-save leaves
-the whole batch or nothing. A deployment can point ``SCREENING_DB_URL`` at PostgreSQL.
+Every batch keeps the exact bytes of its results as first produced, so History can hand them
+out again after a restart. Writes happen in one transaction: a crash mid-save leaves the whole
+batch or nothing. A deployment can point ``SCREENING_DB_URL`` at PostgreSQL
+(``postgresql+psycopg://...``; the driver is in requirements-postgres.txt).
+
+Nothing recorded silently disappears: a SQLite file that exists but is empty or damaged, or a
+missing file while backups exist, is reported (:class:`StorageError`) and kept as it is, never
+recreated empty; ``python -m core restore`` brings back the latest backup and keeps the damaged
+file beside it. Backups are SQLite online backups, taken at most once per interval after a
+write, rotated, 0600 like the database. Stored text loses NUL and control characters. Errors
+are logged without bound values (no applicant data in logs).
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
+import functools
 import io
+import logging
+import os
+import re
+import sqlite3
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import (
@@ -30,13 +46,21 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from core import config
+from core.errors import BadRequest, StorageError
 
+log = logging.getLogger("screening.storage")
 metadata = MetaData()
+BACKUP_KEEP = int(os.environ.get("SCREENING_BACKUP_KEEP", "10"))
+CONNECT_TIMEOUT_S = 5
+STATEMENT_TIMEOUT_MS = 30_000
 
 batches = Table(
     "batches",
@@ -58,6 +82,9 @@ batches = Table(
     Column("selected", Integer, nullable=False),
     Column("results_csv", LargeBinary, nullable=False),
     Column("rejects_csv", LargeBinary, nullable=False),
+    Column("rank_by", String(32)),
+    Column("rule_key", String(120)),
+    Column("live", Integer),
 )
 
 overrides = Table(
@@ -65,37 +92,113 @@ overrides = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("batch_id", String(36), ForeignKey("batches.id"), nullable=False, index=True),
+    # the row's source_line (batches recorded before source_line existed: its rank in the results)
     Column("row", Integer, nullable=False),
-    Column("decision", Integer, nullable=False),
+    Column("decision", Integer, nullable=False),  # 1 approve, 0 decline, -1 override undone
     Column("reason", Text, nullable=False),
     Column("user", String(120), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
-
+OVERRIDE_WORDS = {1: "approve", 0: "decline", -1: "none"}
 
 _engine_lock = threading.Lock()
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def clean_text(value: str, limit: int) -> str:
+    """Stored text: no NUL or control characters (newlines and tabs kept), at most ``limit`` chars."""
+    return _CONTROL.sub("", str(value))[:limit]
+
+
+# -- engines -------------------------------------------------------------------------------------
+def _sqlite_path(url: str) -> Path | None:
+    return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+
+
+def backups_dir(url: str | None = None) -> Path:
+    path = _sqlite_path(url or config.database_url())
+    return (path.parent if path else config.home()) / "backups"
+
+
+def _backups(url: str) -> list[Path]:
+    folder = backups_dir(url)
+    return sorted(folder.glob("screening-*.db")) if folder.is_dir() else []
 
 
 def get_engine(url: str | None = None) -> Engine:
-    """One engine per database URL; SQLite gets WAL and a busy timeout for concurrent writers."""
+    """One engine per database URL, after an integrity check; raises StorageError when the record
+    is damaged or unreachable (and leaves it as it is)."""
     url = url or config.database_url()
     with _engine_lock:  # concurrent first calls must not both create the tables
-        return _engine(url)
+        try:
+            return _engine(url)
+        except StorageError:
+            raise
+        except (SQLAlchemyError, sqlite3.Error, OSError) as err:
+            log.error("batch record unreachable: %s", type(err).__name__)
+            raise StorageError(
+                f"The batch record cannot be reached ({type(err).__name__}). Nothing was changed; "
+                "try again, or ask an administrator to check the database."
+            ) from None
 
 
 def reset_engines() -> None:
-    """Forget cached engines (a test simulating a restart, or a changed URL)."""
+    """Forget cached engines (a test simulating a restart, a restore, or a changed URL)."""
     with _engine_lock:
+        for engine in _ENGINES.values():
+            engine.dispose()
+        _ENGINES.clear()
         _engine.cache_clear()
+
+
+_ENGINES: dict[str, Engine] = {}
+
+
+def _check_sqlite_file(path: Path, url: str) -> None:
+    if path.exists() and path.stat().st_size == 0:
+        raise StorageError(
+            f"The batch record {path} is empty (0 bytes): every recorded batch would be gone. It was kept "
+            "as it is and nothing new was written. Restore the latest backup with: python -m core restore"
+        )
+    if not path.exists() and _backups(url):
+        raise StorageError(
+            f"The batch record {path} is missing but backups exist. Nothing was created in its place. "
+            "Restore the latest backup with: python -m core restore"
+        )
+    if path.exists():
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as conn:
+                result = conn.execute("PRAGMA quick_check").fetchone()
+        except sqlite3.DatabaseError as err:
+            raise StorageError(
+                f"The batch record {path} is damaged ({err}). It was kept as it is. "
+                "Restore the latest backup with: python -m core restore"
+            ) from None
+        if not result or result[0] != "ok":
+            raise StorageError(
+                f"The batch record {path} failed its integrity check. It was kept as it is. "
+                "Restore the latest backup with: python -m core restore"
+            )
+
+
+def _private(path: Path) -> None:
+    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        with contextlib.suppress(OSError):
+            os.chmod(p, 0o600)
 
 
 @lru_cache(maxsize=8)
 def _engine(url: str) -> Engine:
-    if url.startswith("sqlite:///"):
-        from pathlib import Path
-
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+    path = _sqlite_path(url)
+    if path is not None:
+        _check_sqlite_file(path, url)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.close(fd)
+        engine = create_engine(
+            url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True
+        )
 
         @event.listens_for(engine, "connect")
         def _pragmas(conn, _record) -> None:  # pragma: no cover - exercised via connections
@@ -106,11 +209,51 @@ def _engine(url: str) -> Engine:
             cur.close()
 
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        connect_args = {}
+        if url.startswith("postgresql"):
+            connect_args = {
+                "connect_timeout": CONNECT_TIMEOUT_S,
+                "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+            }
+        engine = create_engine(url, pool_pre_ping=True, hide_parameters=True, connect_args=connect_args)
     metadata.create_all(engine)
+    _upgrade(engine)
+    if path is not None:
+        _private(path)
+    _ENGINES[url] = engine
     return engine
 
 
+def _upgrade(engine: Engine) -> None:
+    """Add columns that newer versions of this table have (records made before them keep NULL)."""
+    have = {c["name"] for c in inspect(engine).get_columns("batches")}
+    with engine.begin() as conn:
+        for col in batches.c:
+            if col.name not in have:
+                kind = col.type.compile(engine.dialect)
+                conn.execute(text(f'ALTER TABLE batches ADD COLUMN "{col.name}" {kind}'))
+
+
+def _guard(fn: Callable) -> Callable:
+    """Database failures become one StorageError, logged without bound values."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (StorageError, BadRequest):
+            raise
+        except (SQLAlchemyError, sqlite3.Error, OSError) as err:
+            log.error("batch record error in %s: %s", fn.__name__, type(err).__name__)
+            raise StorageError(
+                f"The batch record could not be read or written ({type(err).__name__}). Nothing was lost; "
+                "try again, or ask an administrator to check the database."
+            ) from None
+
+    return wrapper
+
+
+# -- batches ------------------------------------------------------------------------------------
 @dataclass
 class BatchRecord:
     """What History lists about a batch (without the stored bytes)."""
@@ -130,50 +273,92 @@ class BatchRecord:
     budget: float | None
     selected: int
     file_sha256: str
+    rank_by: str | None = None
+    rule_key: str | None = None
+    live: int | None = None
+
+    def rule_text(self) -> str:
+        if self.mode == "threshold":
+            return f"threshold {self.threshold:.2f}"
+        return f"budget ${self.budget:,.0f}"
 
 
+@_guard
+def find_batch(file_sha256: str, version: str, rule_key: str, url: str | None = None) -> str | None:
+    """The id of a batch recorded from the same file with the same version and rule, if any."""
+    with get_engine(url).connect() as conn:
+        return conn.execute(
+            select(batches.c.id).where(
+                batches.c.file_sha256 == file_sha256,
+                batches.c.version == version,
+                batches.c.rule_key == rule_key,
+            )
+        ).scalar()
+
+
+_record_lock = threading.Lock()
+
+
+@_guard
 def record_batch(
     *,
     user: str,
     file_name: str,
-    file_bytes: bytes,
+    file_sha256: str,
     counts: dict,
     variant: str,
     version: str,
-    mode: str,
-    threshold: float | None,
-    budget: float | None,
+    live: bool,
+    rule: object,
     selected: int,
     results_csv: bytes,
     rejects_csv: bytes,
     url: str | None = None,
 ) -> str:
-    """Store a scored batch in one transaction; returns its id."""
+    """Store a scored batch in one transaction; returns its id. Refuses the same file, version and
+    rule twice (``BadRequest`` naming the batch that already holds it)."""
     batch_id = str(uuid.uuid4())
     row = {
         "id": batch_id,
         "created_at": datetime.now(UTC),
-        "user": user[:120],
-        "file_name": (file_name or "upload.csv")[:255],
-        "file_sha256": hashlib.sha256(file_bytes).hexdigest(),
+        "user": clean_text(user, 120),
+        "file_name": clean_text(file_name or "upload.csv", 255) or "upload.csv",
+        "file_sha256": file_sha256,
         "rows": int(counts["rows"]),
         "accepted": int(counts["accepted"]),
         "rejected": int(counts["rejected"]),
         "warned": int(counts["with_warnings"]),
         "variant": variant,
         "version": version,
-        "mode": mode,
-        "threshold": threshold,
-        "budget": budget,
+        "mode": rule.mode,
+        "threshold": rule.threshold,
+        "budget": rule.budget,
+        "rank_by": rule.rank_by if rule.mode == "budget" else None,
+        "rule_key": rule.key(),
+        "live": int(bool(live)),
         "selected": int(selected),
         "results_csv": results_csv,
         "rejects_csv": rejects_csv,
     }
-    with get_engine(url).begin() as conn:
+    with _record_lock, get_engine(url).begin() as conn:
+        existing = conn.execute(
+            select(batches.c.id, batches.c.created_at).where(
+                batches.c.file_sha256 == file_sha256,
+                batches.c.version == version,
+                batches.c.rule_key == rule.key(),
+            )
+        ).first()
+        if existing is not None:
+            raise BadRequest(
+                f"This file was already recorded with this model version and rule, as batch {existing[0]} "
+                f"({existing[1]:%Y-%m-%d %H:%M}). It was not recorded again."
+            )
         conn.execute(batches.insert().values(**row))
+    maybe_backup(url)
     return batch_id
 
 
+@_guard
 def list_batches(url: str | None = None, limit: int = 500) -> list[BatchRecord]:
     """Most recent batches first."""
     cols = [c for c in batches.c if c.name not in ("results_csv", "rejects_csv")]
@@ -182,6 +367,24 @@ def list_batches(url: str | None = None, limit: int = 500) -> list[BatchRecord]:
     return [BatchRecord(**dict(r)) for r in rows]
 
 
+@_guard
+def get_batch(batch_id: str, url: str | None = None) -> BatchRecord:
+    cols = [c for c in batches.c if c.name not in ("results_csv", "rejects_csv")]
+    with get_engine(url).connect() as conn:
+        row = conn.execute(select(*cols).where(batches.c.id == batch_id)).mappings().first()
+    if row is None:
+        raise BadRequest(f"No recorded batch {batch_id}.")
+    return BatchRecord(**dict(row))
+
+
+@_guard
+def versions_used(url: str | None = None) -> set[str]:
+    """Model versions that scored at least one recorded batch."""
+    with get_engine(url).connect() as conn:
+        return {r[0] for r in conn.execute(select(batches.c.version).distinct())}
+
+
+@_guard
 def batch_files(batch_id: str, url: str | None = None) -> tuple[bytes, bytes]:
     """The exact results and rejects bytes stored for a batch."""
     with get_engine(url).connect() as conn:
@@ -189,36 +392,43 @@ def batch_files(batch_id: str, url: str | None = None) -> tuple[bytes, bytes]:
             select(batches.c.results_csv, batches.c.rejects_csv).where(batches.c.id == batch_id)
         ).first()
     if row is None:
-        raise KeyError(f"no batch {batch_id}")
+        raise BadRequest(f"No recorded batch {batch_id}.")
     return bytes(row[0]), bytes(row[1])
 
 
+# -- overrides -----------------------------------------------------------------------------------
+@_guard
 def add_override(
     batch_id: str, row: int, decision: int, reason: str, user: str, url: str | None = None
 ) -> None:
-    """Record a staff override of one applicant's recommendation, with who and why."""
-    if decision not in (0, 1):
-        raise ValueError("decision must be 0 (do not fund) or 1 (fund)")
-    if not reason.strip():
-        raise ValueError("an override needs a reason")
+    """Record a staff override of one applicant (by source_line), with who and why.
+
+    ``decision``: 1 approve, 0 decline, -1 undo the override (back to the model's recommendation).
+    """
+    if decision not in OVERRIDE_WORDS:
+        raise BadRequest("An override decision is 1 (approve), 0 (decline) or -1 (undo).")
+    reason = clean_text(reason or "", 2000).strip()
+    if not reason:
+        raise BadRequest("An override needs a reason.")
     with get_engine(url).begin() as conn:
         exists = conn.execute(select(func.count()).where(batches.c.id == batch_id)).scalar()
         if not exists:
-            raise KeyError(f"no batch {batch_id}")
+            raise BadRequest(f"No recorded batch {batch_id}.")
         conn.execute(
             overrides.insert().values(
                 batch_id=batch_id,
                 row=int(row),
                 decision=int(decision),
-                reason=reason.strip()[:2000],
-                user=user[:120],
+                reason=reason,
+                user=clean_text(user, 120),
                 created_at=datetime.now(UTC),
             )
         )
 
 
+@_guard
 def list_overrides(batch_id: str, url: str | None = None) -> pd.DataFrame:
-    """Overrides of a batch, latest per row last."""
+    """Overrides of a batch, in the order they were made."""
     with get_engine(url).connect() as conn:
         rows = (
             conn.execute(
@@ -239,21 +449,107 @@ def list_overrides(batch_id: str, url: str | None = None) -> pd.DataFrame:
 
 
 def results_with_overrides(batch_id: str, url: str | None = None) -> pd.DataFrame:
-    """The stored results plus override columns (the latest override per row wins)."""
+    """The stored results plus the override columns (the latest override per row wins):
+    ``override`` (none/approve/decline), ``final_decision`` (0/1), ``override_reason``, ``_by``, ``_at``."""
     results, _ = batch_files(batch_id, url)
     frame = pd.read_csv(io.BytesIO(results), dtype=str, keep_default_na=False)
-    frame.insert(0, "row", range(1, len(frame) + 1))
+    key = "source_line" if "source_line" in frame else None
+    if key is None:  # recorded before rows carried their source line: address by rank
+        frame.insert(0, "row", [str(i) for i in range(1, len(frame) + 1)])
+        key = "row"
+    recommended = "recommended" if "recommended" in frame else None
     ov = list_overrides(batch_id, url)
-    frame["override_decision"] = ""
-    frame["override_reason"] = ""
-    frame["override_by"] = ""
-    frame["override_at"] = ""
+    word = pd.Series("none", index=frame.index, dtype=object)
+    reason = pd.Series("", index=frame.index, dtype=object)
+    by = pd.Series("", index=frame.index, dtype=object)
+    at = pd.Series("", index=frame.index, dtype=object)
     if len(ov):
         latest = ov.groupby("row").tail(1).set_index("row")
-        idx = frame["row"].isin(latest.index)
-        rows = frame.loc[idx, "row"]
-        frame.loc[idx, "override_decision"] = rows.map(latest["decision"]).astype(str).to_numpy()
-        frame.loc[idx, "override_reason"] = rows.map(latest["reason"]).to_numpy()
-        frame.loc[idx, "override_by"] = rows.map(latest["user"]).to_numpy()
-        frame.loc[idx, "override_at"] = rows.map(latest["created_at"]).astype(str).to_numpy()
+        keys = pd.to_numeric(frame[key], errors="coerce")
+        hit = keys.isin(latest.index)
+        picked = keys[hit].astype(int)
+        word[hit] = picked.map(latest["decision"]).map(OVERRIDE_WORDS).to_numpy()
+        reason[hit] = picked.map(latest["reason"]).to_numpy()
+        by[hit] = picked.map(latest["user"]).to_numpy()
+        at[hit] = picked.map(latest["created_at"]).astype(str).to_numpy()
+    base = frame[recommended].astype(int) if recommended else pd.Series(0, index=frame.index)
+    final = base.where(word == "none", (word == "approve").astype(int))
+    frame["override"] = word
+    frame["final_decision"] = final.astype(int)
+    frame["override_reason"] = reason
+    frame["override_by"] = by
+    frame["override_at"] = at
     return frame
+
+
+# -- backups ------------------------------------------------------------------------------------
+def backup(url: str | None = None) -> Path:
+    """An online backup of the SQLite record into ``backups/`` (0600), keeping the newest BACKUP_KEEP."""
+    url = url or config.database_url()
+    path = _sqlite_path(url)
+    if path is None:
+        raise BadRequest("Backups here are for the SQLite record; back up PostgreSQL with pg_dump.")
+    if not path.exists() or path.stat().st_size == 0:
+        raise StorageError(f"There is no batch record at {path} to back up.")
+    folder = backups_dir(url)
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    dest = folder / f"screening-{stamp}.db"
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(fd)
+    with contextlib.closing(sqlite3.connect(path, timeout=30)) as src, contextlib.closing(
+        sqlite3.connect(dest)
+    ) as dst:  # fmt: skip
+        src.backup(dst)
+    for old in _backups(url)[:-BACKUP_KEEP]:
+        old.unlink(missing_ok=True)
+    return dest
+
+
+def maybe_backup(url: str | None = None) -> Path | None:
+    """Back up after a write when the newest backup is older than ``SCREENING_BACKUP_INTERVAL_S``."""
+    url = url or config.database_url()
+    if _sqlite_path(url) is None:
+        return None
+    interval = float(os.environ.get("SCREENING_BACKUP_INTERVAL_S", "3600"))
+    existing = _backups(url)
+    if existing and time.time() - existing[-1].stat().st_mtime < interval:
+        return None
+    try:
+        return backup(url)
+    except (StorageError, sqlite3.Error, OSError) as err:
+        log.error("automatic backup failed: %s", type(err).__name__)
+        return None
+
+
+def restore(source: Path | None = None, url: str | None = None) -> tuple[Path, Path | None]:
+    """Put a backup (default: the newest) in place of the record; the current file, damaged or not,
+    is kept beside it as ``<name>.damaged-<time>``. Returns (backup used, file kept aside)."""
+    url = url or config.database_url()
+    path = _sqlite_path(url)
+    if path is None:
+        raise BadRequest("Restore here is for the SQLite record; restore PostgreSQL with pg_restore.")
+    candidates = [Path(source)] if source else _backups(url)
+    if not candidates or not candidates[-1].is_file():
+        raise StorageError(f"No backup found in {backups_dir(url)}.")
+    chosen = candidates[-1]
+    with contextlib.closing(sqlite3.connect(f"file:{chosen}?mode=ro", uri=True)) as conn:
+        if conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+            raise StorageError(f"The backup {chosen} failed its integrity check; choose another with --from.")
+    reset_engines()
+    kept = None
+    if path.exists():
+        kept = path.with_name(f"{path.name}.damaged-{datetime.now(UTC):%Y%m%dT%H%M%S}")
+        path.rename(kept)
+        os.chmod(kept, 0o600)
+    for extra in (Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if extra.exists():
+            extra.rename(extra.with_name(f"{extra.name}.damaged-{datetime.now(UTC):%Y%m%dT%H%M%S}"))
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(fd)
+    with contextlib.closing(sqlite3.connect(chosen)) as src, contextlib.closing(sqlite3.connect(tmp)) as dst:
+        src.backup(dst)
+    os.replace(tmp, path)
+    return chosen, kept

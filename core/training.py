@@ -120,10 +120,10 @@ class TrainedModel:
 
 def fast_scorer(pipeline: Pipeline, model: keras.Model):
     """The sparse NumPy scorer for this model, or None when its shape is not supported."""
-    from core.network import FastScorer
+    from core.network import FastScorer, Network
 
     try:
-        return FastScorer(pipeline, model)
+        return FastScorer(pipeline, Network.from_model(model))
     except (TypeError, KeyError, AttributeError):
         return None
 

@@ -1,11 +1,13 @@
-"""End-to-end jobs shared by the CLI and the app: load a history, train variants, save bundles."""
+"""Training runs shared by the CLI and the app: train variants, save each as a new version.
+
+Training never changes which version is live, except on an installation with no live version at
+all, where the best validated version of the first run becomes live (so a fresh ``make run``
+works). Only this module and ``core.training`` import TensorFlow.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import platform
-import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,12 +15,13 @@ import numpy as np
 import pandas as pd
 
 from core import config
+from core.card import ModelCard
+from core.datasets import TrainingData, load_training_data
 from core.evaluation import evaluate_grouped, evaluate_predictions
 from core.features import known_names, seen_mask
-from core.reading import read_table
-from core.registry import save_bundle
-from core.schema import TARGET, FileError, ValidationReport, validate
-from core.synthetic import generate
+from core.network import Network
+from core.registry import ensure_live, save_bundle
+from core.schema import TARGET
 from core.training import (
     Progress,
     TrainedModel,
@@ -29,40 +32,8 @@ from core.training import (
 )
 from core.variants import VARIANTS, get_variant
 
-SYNTHETIC_ROWS = 8000
+__all__ = ["TrainingData", "load_training_data", "train_variants"]
 BACKGROUND_ROWS = 100
-
-
-@dataclass
-class TrainingData:
-    """A validated history ready for training, and where it came from."""
-
-    frame: pd.DataFrame
-    source: str
-    sha256: str
-    report: ValidationReport
-
-
-def load_training_data(source: str | Path | bytes | None = None, name: str | None = None) -> TrainingData:
-    """Read and validate a history with IS_SUCCESSFUL; None means the synthetic demo data."""
-    if source is None:
-        raw = generate(SYNTHETIC_ROWS, random_state=0).astype(str)
-        digest = hashlib.sha256(raw.to_csv(index=False).encode()).hexdigest()
-        label = f"synthetic demo data ({SYNTHETIC_ROWS} rows, seed 0)"
-    else:
-        if not isinstance(source, bytes) and not Path(source).is_file():
-            raise FileError(f"File not found: {source}")
-        blob = source if isinstance(source, bytes) else Path(source).read_bytes()
-        raw = read_table(blob)
-        digest = hashlib.sha256(blob).hexdigest()
-        label = name or (Path(source).name if not isinstance(source, bytes) else "uploaded file")
-    report = validate(raw, need_target=True)
-    frame = report.accepted.reset_index(drop=True)
-    if len(frame) < 50:
-        raise FileError(f"Only {len(frame)} valid rows with IS_SUCCESSFUL; training needs at least 50.")
-    if frame[TARGET].nunique() < 2:
-        raise FileError("IS_SUCCESSFUL has only one value; training needs both successes and failures.")
-    return TrainingData(frame, label, digest, report)
 
 
 def _library_versions() -> dict[str, str]:
@@ -88,8 +59,8 @@ def train_variants(
     progress: Progress | None = None,
     grouped: bool = False,
     max_epochs: int | None = None,
-) -> dict[str, dict]:
-    """Train, evaluate and save each variant; returns their metadata keyed by name.
+) -> dict[str, ModelCard]:
+    """Train, evaluate and save each variant as a new version; returns the cards by variant.
 
     ``max_epochs`` caps every variant's epochs (tests and quick demos).
     """
@@ -114,18 +85,19 @@ def train_variants(
         if grouped:
             meta["metrics"]["grouped"] = evaluate_grouped(spec.name, frame, seed)
         background = fitted_on.sample(min(BACKGROUND_ROWS, len(fitted_on)), random_state=seed)
-        save_bundle(
+        results[spec.name] = save_bundle(
             models_dir,
             spec.name,
+            network=Network.from_model(trained.model),
             model=trained.model,
             pipeline=trained.pipeline,
-            meta=meta,
+            card=meta,
             history=trained.history,
             test_predictions=test_frame,
             background=background.drop(columns=[TARGET]).reset_index(drop=True),
             training_names=pd.Series(sorted(known_names(fitted_on)), dtype=object),
         )
-        results[spec.name] = meta
+    ensure_live(models_dir, list(results.values()))
     return results
 
 
@@ -159,12 +131,12 @@ def _describe(
         "variant": spec.name,
         "label": spec.label,
         "description": spec.description,
-        "version": f"{spec.name}-{created:%Y%m%d%H%M%S}-{uuid.uuid4().hex[:6]}",
+        "version": "",  # the registry names it from the saved content
         "created": created.isoformat(timespec="seconds"),
         "seed": seed,
         "training_data": {
             "source": data.source,
-            "synthetic": data.source.startswith("synthetic"),
+            "synthetic": data.synthetic,
             "sha256": data.sha256,
             "rows": len(data.frame),
             "rejected_rows": data.report.n_rejected,

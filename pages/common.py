@@ -1,11 +1,18 @@
-"""Helpers every page shares: the current user and model, cached resources, friendly errors.
+"""What every page shares: the gate, the sidebar, the model in use, cached resources, messages.
 
-Pages only collect input, call ``core`` and render; anything with logic lives in core.
+Every page script starts with ``page_setup(permission)``. It refuses to render anything unless
+the session holds an authenticated user (or, with no accounts at all, the server listens on
+localhost only), whatever mode Streamlit runs the page in: through ``st.navigation`` or as a
+stand-alone script of the ``pages/`` folder. Pages only collect input, call one core function
+per action, and render.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
+import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,109 +20,247 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import config
+from core import auth, config, registry
 from core.auth import User
-from core.registry import Bundle, BundleError, list_metas, load_bundle
-from core.schema import FileError
+from core.card import ModelCard
+from core.errors import BundleError, ScreeningError
+from core.text import safe_text
 
 log = logging.getLogger("screening")
+SESSION_IDLE_S = float(os.environ.get("SCREENING_SESSION_IDLE_MINUTES", "30")) * 60
 
 
+# -- the gate -------------------------------------------------------------------------------
+def _accounts() -> dict[str, dict]:
+    try:
+        return auth.load_accounts()
+    except (ValueError, OSError):
+        st.error("The staff accounts file is unreadable. Recreate it with: python -m core users add NAME")
+        st.stop()
+
+
+def _client() -> str:
+    try:
+        return st.context.ip_address or "unknown"
+    except Exception:  # no request context (tests)
+        return "unknown"
+
+
+def signed_in_user() -> User | None:
+    """This session's authenticated user; the local analyst when no accounts exist and the server
+    listens on localhost only; None otherwise. A session idle for SESSION_IDLE_S is signed out."""
+    accounts = _accounts()
+    mode = auth.access_mode(st.get_option("server.address"), accounts)
+    if mode == "local":
+        return User("local", "analyst")
+    if mode == "refuse":
+        return None
+    user = st.session_state.get("user")
+    if not isinstance(user, User) or user.name not in accounts:
+        return None
+    now = time.time()
+    if now - float(st.session_state.get("user_seen", 0.0)) > SESSION_IDLE_S:
+        auth.audit("expired", user.name, _client())
+        st.session_state.clear()
+        st.session_state["signed_out_idle"] = True
+        return None
+    st.session_state["user_seen"] = now
+    return user
+
+
+def login_view() -> None:
+    """The sign-in form (or why nothing is served). Shows nothing else."""
+    accounts = _accounts()
+    if auth.access_mode(st.get_option("server.address"), accounts) == "refuse":
+        st.error(
+            "This server listens beyond this computer but no staff accounts exist, so no data is served. "
+            "Add an account with: python -m core users add NAME --role analyst, then reload."
+        )
+        return
+    st.title("Alphabet Soup Screening")
+    if st.session_state.pop("signed_out_idle", False):
+        st.info("You were signed out after a period of inactivity. Sign in again.")
+    with st.form("login", clear_on_submit=False):
+        name = st.text_input("User name", key="login_name", autocomplete="username")
+        password = st.text_input(
+            "Password", type="password", key="login_password", autocomplete="current-password"
+        )
+        submitted = st.form_submit_button("Sign in")
+    if submitted:
+        result = auth.sign_in(name, password, accounts, client=_client())
+        if result.user is None:
+            st.error(result.message)
+        else:
+            st.session_state.clear()
+            st.session_state["user"] = result.user
+            st.session_state["user_seen"] = time.time()
+            st.rerun()
+    st.caption("A page reload asks you to sign in again; sessions also end after inactivity.")
+
+
+def page_setup(permission: str) -> User:
+    """Gate + role check + sidebar; the first call of every page script."""
+    user = signed_in_user()
+    if user is None:
+        login_view()
+        st.stop()
+    if not user.can(permission):
+        st.error(f"Your role ({user.role}) cannot {permission}. Ask an analyst account for access.")
+        st.stop()
+    sidebar(user)
+    return user
+
+
+def current_user() -> User:
+    """The signed-in user (only valid after ``page_setup``)."""
+    user = signed_in_user()
+    if user is None:
+        st.stop()
+    return user
+
+
+# -- models ---------------------------------------------------------------------------------
 def models_dir() -> Path:
     return config.models_dir()
 
 
-def current_user() -> User:
-    return st.session_state.get("user") or User("local", "analyst")
-
-
-def require(permission: str) -> None:
-    """Stop the page with a clear message when the user's role lacks a permission."""
-    user = current_user()
-    if not user.can(permission):
-        st.error(f"Your role ({user.role}) cannot {permission}. Ask an analyst account for access.")
-        st.stop()
-
-
-def model_page(title: str, permission: str) -> str:
-    """Common head of pages that need a model: role check, title, the sidebar's variant."""
-    require(permission)
-    st.title(title)
-    variant = st.session_state.get("variant")
-    if not variant:
-        st.warning("No trained model yet. Train one on the Train page or with `python -m core train`.")
-        st.stop()
-    return variant
-
-
-def metas() -> tuple[dict[str, dict], dict[str, str]]:
-    """Bundle metadata, always fresh so new training shows at once: re-read only when a
-    bundle folder or its meta.json changed (a page asks several times per run)."""
-    root = models_dir()
-    stamp = (
-        tuple(
-            (p.name, (p / "meta.json").stat().st_mtime_ns if (p / "meta.json").exists() else None)
-            for p in sorted(root.iterdir())
-        )
-        if root.is_dir()
-        else ()
-    )
-    return _metas(str(root), stamp)
+def _stamp(root: Path) -> tuple:
+    """Changes whenever a version is added or removed or the live version moves."""
+    if not root.is_dir():
+        return ()
+    parts = [(p.name, p.stat().st_mtime_ns) for p in sorted(root.glob("*/*")) if p.is_dir()]
+    reg = root / registry.REGISTRY
+    return (tuple(parts), reg.stat().st_mtime_ns if reg.exists() else None)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def _metas(models: str, stamp: tuple) -> tuple[dict[str, dict], dict[str, str]]:
-    return list_metas(Path(models))
+def _versions(models: str, stamp: tuple) -> tuple[dict[str, ModelCard], dict[str, str], str | None]:
+    cards, errors = registry.list_versions(Path(models))
+    try:
+        live = registry.live_version(Path(models))
+    except BundleError as err:
+        errors["registry"] = str(err)
+        live = None
+    return cards, errors, live
+
+
+def versions() -> tuple[dict[str, ModelCard], dict[str, str], str | None]:
+    """Every version's card, the reasons some cannot load, and the live version (fresh at once)."""
+    root = models_dir()
+    return _versions(str(root), _stamp(root))
+
+
+def current_version(user: User | None = None) -> str | None:
+    """The version this session scores with: the live one, or (analysts) the one chosen in the sidebar."""
+    cards, _, live = versions()
+    user = user or current_user()
+    chosen = st.session_state.get("model_version")
+    if user.can("compare") and chosen in cards:
+        return chosen
+    return live if live in cards else None
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=16)
-def _load(models: str, variant: str, version: str) -> Bundle:
-    # version is part of the key: a retrained bundle is a new cache entry. Never mutate it.
-    return load_bundle(Path(models), variant)
+def _load(models: str, version: str) -> registry.Bundle:
+    # a version is immutable, so its id is the cache key; never mutate the bundle
+    return registry.load_bundle(Path(models), version)
 
 
-def get_bundle(variant: str) -> Bundle:
-    """The loaded model for a variant, shared read-only across sessions."""
-    all_metas, errors = metas()
-    if variant in errors:
-        raise BundleError(errors[variant])
-    if variant not in all_metas:
-        raise BundleError(
-            f"No trained model '{variant}'. Train it on the Train page or with python -m core train."
-        )
-    return _load(str(models_dir()), variant, all_metas[variant]["version"])
+def get_bundle(version: str) -> registry.Bundle:
+    return _load(str(models_dir()), version)
 
 
 @st.cache_resource(show_spinner="Preparing explanations…", max_entries=16)
-def _explainer(models: str, variant: str, version: str):
+def _explainer(models: str, version: str):
     from core.explain import FieldExplainer
 
-    return FieldExplainer(_load(models, variant, version))
+    return FieldExplainer(_load(models, version))
 
 
-def get_explainer(variant: str):
-    bundle = get_bundle(variant)
-    return _explainer(str(models_dir()), variant, bundle.version)
+def get_explainer(version: str):
+    return _explainer(str(models_dir()), version)
 
 
+def model_page(title: str, permission: str) -> tuple[User, str]:
+    """Head of pages that need a model: gate, title, the version in use."""
+    user = page_setup(permission)
+    st.title(title)
+    version = current_version(user)
+    if not version:
+        st.warning("No live model yet. An analyst trains one on the Train page or with python -m core train.")
+        st.stop()
+    return user, version
+
+
+def version_label(card: ModelCard, live: str | None) -> str:
+    """Plain text (select options): version, live or not, accuracy, data."""
+    acc = card.test_accuracy
+    state = "LIVE" if card.version == live else "not live"
+    data = "synthetic" if card.synthetic else "real data"
+    return (
+        f"{card.version} · {state} · acc {acc:.1%} · {data}"
+        if acc is not None
+        else f"{card.version} · {state}"
+    )
+
+
+def sidebar(user: User) -> None:
+    cards, errors, live = versions()
+    with st.sidebar:
+        st.markdown(f"**{safe_text(user.name)}** · {user.role}")
+        if user.name != "local" and st.button("Log out", key="logout"):
+            auth.audit("logout", user.name, _client())
+            st.session_state.clear()
+            st.rerun()
+        if live in cards:
+            card = cards[live]
+            st.markdown("**Live model**")
+            st.caption(safe_text(f"{card.version}. {card.summary()}"))
+            if card.synthetic:
+                st.warning("Demo model: trained on synthetic data, not on a real funding history.")
+        elif cards:
+            st.warning("No live model: an analyst must promote one on the Models page.")
+        else:
+            st.info("No trained models yet: an analyst uses the Train page or python -m core train.")
+        if user.can("compare") and cards:
+            options = list(cards)
+            chosen = st.session_state.get("model_version")
+            default = chosen if chosen in cards else (live if live in cards else options[0])
+            picked = st.selectbox(
+                "Score and explain with (analysts)",
+                options,
+                index=options.index(default),
+                format_func=lambda v: version_label(cards[v], live),
+                key="sidebar_version",
+            )
+            st.session_state["model_version"] = picked
+            if picked != live:
+                st.warning("Not the live model: batches recorded now say so.")
+        for where, message in errors.items():
+            st.error(safe_text(f"{where}: {message}"))
+
+
+# -- messages and downloads -------------------------------------------------------------------------
 @contextmanager
 def friendly_errors() -> Iterator[None]:
     """Show user errors as one short message; log anything else, never show a traceback."""
     try:
         yield
-    except (FileError, BundleError, ValueError) as err:
-        st.error(str(err))
+    except ScreeningError as err:
+        st.error(safe_text(str(err)))
     except Exception:  # last line of defence; st.stop()/st.rerun() are BaseExceptions and pass through
         log.error("unexpected error: %s", traceback.format_exc())
         st.error("Something went wrong while doing that. Try again; if it keeps happening, tell an analyst.")
 
 
-def download_name(stem: str, suffix: str = "csv") -> str:
-    import re
+def download_name(prefix: str, source_name: str, suffix: str = "csv") -> str:
+    """``scored_<name>.csv``: the upload's stem (one extension), safe characters only."""
+    stem = Path(str(source_name)).name
+    stem = re.sub(r"\.(csv|txt|tsv)$", "", stem, flags=re.IGNORECASE)
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_")[:60] or "batch"
+    return f"{prefix}_{stem}.{suffix}"
 
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem)[:80] + f".{suffix}"
 
-
-def csv_download(label: str, data: bytes, stem: str, key: str, where: object = st) -> None:
-    """A CSV download button with a safe file name (``where``: a column or st itself)."""
-    where.download_button(label, data, file_name=download_name(stem), mime="text/csv", key=key)
+def csv_download(label: str, data: bytes, file_name: str, key: str, where: object = st) -> None:
+    """A CSV download button (``where``: a column or st itself)."""
+    where.download_button(label, data, file_name=file_name, mime="text/csv", key=key)

@@ -2,42 +2,44 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import pandas as pd
 import streamlit as st
 
 from core import config, explain, plots
 from core.reading import read_table
 from core.schema import FIELD_LABELS, KNOWN_VALUES, validate
+from core.text import safe_text
 from pages.common import friendly_errors, get_bundle, get_explainer, model_page
 
 MAX_ROWS = 500
 
-variant = model_page("Explain scores", "explain")
+user, version = model_page("Explain scores", "explain")
 st.caption(
     "Each field's effect is its exact Shapley value in probability points: how much it moves this "
     "applicant's chance away from the average applicant's, fairly sharing what fields do together. "
     "Effects add up to the score."
 )
-sources = ["Sample applicants"]
-batch = st.session_state.get("score_batch")
-if batch:
-    sources.insert(0, f"Last scored batch ({batch['name']})")
-source = st.radio("Applicants", sources, horizontal=True, key="explain_source")
-data = batch["data"] if batch and source.startswith("Last") else config.SAMPLE_APPLICANTS.read_bytes()
+sources = {"sample": "Sample applicants"}
+scored = (st.session_state.get("score") or (None, None))[1]
+if scored is not None:
+    sources = {"batch": f"Last scored batch ({safe_text(scored.file_name, 60)})", **sources}
+source = st.radio("Applicants", list(sources), format_func=sources.get, horizontal=True, key="explain_source")
 
 attr = None
 with friendly_errors():
-    bundle = get_bundle(variant)
-    key = (hashlib.sha256(data).hexdigest(), bundle.version)
+    bundle = get_bundle(version)
+    key = (scored.file_sha256 if source == "batch" else "sample", bundle.version)
     cached = st.session_state.get("explain_cache")
     if cached and cached[0] == key:
         attr = cached[1]
-    else:  # read and validate the file only when it changed, not on every what-if edit
-        rows = validate(read_table(data), known_values=bundle.known_values).accepted.iloc[:MAX_ROWS]
+    else:  # validate and explain only when the applicants or the model changed, not on every what-if edit
+        if source == "batch":
+            rows = scored.features.iloc[:MAX_ROWS]
+        else:
+            sample = read_table(config.SAMPLE_APPLICANTS.read_bytes())
+            rows = validate(sample, known_values=bundle.known_values).accepted.iloc[:MAX_ROWS]
         with st.spinner(f"Explaining {len(rows):,} applicants…"):
-            attr = get_explainer(variant).explain(rows)
+            attr = get_explainer(version).explain(rows)
         st.session_state["explain_cache"] = (key, attr)
 if attr is None or len(attr.values) == 0:
     st.info("No valid applicants to explain in this file.")
@@ -61,7 +63,7 @@ st.plotly_chart(
     plots.waterfall(explain.get_waterfall_df(attr, pick), attr.base_value, float(attr.probability[pick])),
     key="explain_waterfall",
 )
-st.caption("Top reasons: " + explain.reason_codes(attr)[pick])
+st.caption("Top reasons: " + safe_text(explain.reason_codes(attr, seen_names=bundle.seen_names)[pick]))
 
 st.subheader("Dependence")
 field = st.selectbox(
@@ -82,7 +84,9 @@ for i, f in enumerate(attr.fields):
             box.number_input("ASK_AMT", min_value=0.0, value=float(current[f]), step=1000.0, key=wkey)
         )
     elif f == "NAME":
-        edited[f] = box.text_input("NAME", value=str(current[f]), key=wkey)
+        edited[f] = box.text_input(
+            "NAME (blank: a first-time organisation with no name)", value=str(current[f]), key=wkey
+        )
     else:
         options = list(dict.fromkeys([*bundle.known_values.get(f, KNOWN_VALUES.get(f, [])), str(current[f])]))
         edited[f] = box.selectbox(f, options, index=options.index(str(current[f])), key=wkey)
@@ -92,7 +96,7 @@ with friendly_errors():
     if report.n_rejected:
         st.error(report.rejected.iloc[0]["reason"])
     else:
-        what_if = get_explainer(variant).explain(report.accepted)
+        what_if = get_explainer(version).explain(report.accepted)
         before = float(attr.probability[pick])
         after = float(what_if.probability[0])
         st.metric("Chance of success", f"{after:.1%}", delta=f"{(after - before) * 100:+.1f} points")

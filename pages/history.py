@@ -1,4 +1,4 @@
-"""History: every recorded batch, re-downloadable as first produced, with staff overrides."""
+"""History: every recorded batch, re-downloadable as first produced, with staff overrides by applicant."""
 
 from __future__ import annotations
 
@@ -6,13 +6,18 @@ import pandas as pd
 import streamlit as st
 
 from core import storage
+from core.errors import StorageError
 from core.scoring import to_csv_bytes
-from pages.common import csv_download, current_user, friendly_errors, require
+from core.text import safe_text
+from pages.common import csv_download, download_name, friendly_errors, page_setup
 
-require("history")
+user = page_setup("history")
 st.title("Scored batches")
-with friendly_errors():
+try:
     records = storage.list_batches()
+except StorageError as err:
+    st.error(safe_text(str(err)))
+    st.stop()
 if not records:
     st.info("No batch recorded yet. Score a file and press 'Record this batch in History'.")
     st.stop()
@@ -26,53 +31,82 @@ listing = pd.DataFrame(
             "accepted": r.accepted,
             "rejected": r.rejected,
             "recommended": r.selected,
-            "model": f"{r.variant} ({r.version})",
-            "rule": f"threshold {r.threshold:.2f}" if r.mode == "threshold" else f"budget ${r.budget:,.0f}",
+            "model version": r.version,
+            "live model": {1: "yes", 0: "no"}.get(r.live, "unknown"),
+            "rule": r.rule_text(),
             "id": r.id,
         }
         for r in records
     ]
 )
-st.dataframe(listing, hide_index=True, key="history_table")
+st.dataframe(
+    listing,
+    hide_index=True,
+    key="history_table",
+    column_config={"rule": st.column_config.TextColumn(width="medium")},
+)
 ids = [r.id for r in records]
 labels = {r.id: f"{r.created_at:%Y-%m-%d %H:%M} · {r.file_name} · {r.user}" for r in records}
 batch_id = st.selectbox("Batch", ids, format_func=labels.get, key="history_batch")
 record = next(r for r in records if r.id == batch_id)
-st.caption(f"sha256 of the uploaded file: `{record.file_sha256}`")
+st.caption(f"Batch {record.id} · sha256 of the uploaded file: {record.file_sha256}")
 
+current = None
 with friendly_errors():
     results, rejects = storage.batch_files(batch_id)
     d1, d2, d3 = st.columns(3)
-    csv_download("Results as first produced", results, f"scored_{record.file_name}", "history_download", d1)
+    csv_download(
+        "Results as first produced",
+        results,
+        download_name("scored", record.file_name),
+        "history_download",
+        d1,
+    )
     if record.rejected:
-        csv_download("Rejected rows", rejects, f"rejected_{record.file_name}", "history_rejects", d2)
+        csv_download(
+            "Rejected rows", rejects, download_name("rejects", record.file_name), "history_rejects", d2
+        )
     current = storage.results_with_overrides(batch_id)
     csv_download(
         "Results with overrides",
         to_csv_bytes(current),
-        f"scored_overridden_{record.file_name}",
+        download_name("scored_overridden", record.file_name),
         "history_download_overrides",
         d3,
     )
-    st.dataframe(current, hide_index=True, key="history_rows")
+if current is None:
+    st.stop()
+overridden = int((current["override"] != "none").sum())
+st.caption(f"{overridden:,} applicants overridden by staff. final_decision is the decision after overrides.")
+st.dataframe(current, hide_index=True, key="history_rows")
 
-if current_user().can("override"):
+notice = st.session_state.pop("override_notice", None)
+if notice:
+    st.success(notice)
+if user.can("override"):
     st.subheader("Override a recommendation")
+    key_col = "source_line" if "source_line" in current else "row"
+    choices = current[key_col].astype(int).tolist()
+    names = dict(zip(choices, current.get("NAME", pd.Series([""] * len(current))).astype(str)))
+    eins = dict(zip(choices, current.get("EIN", pd.Series([""] * len(current))).astype(str)))
     with st.form("override_form", clear_on_submit=True):
-        row = st.number_input(
-            "Row (first column above)",
-            min_value=1,
-            max_value=max(len(current), 1),
-            step=1,
+        row = st.selectbox(
+            "Applicant (line in the file · EIN · NAME)",
+            choices,
+            format_func=lambda n: f"line {n} · {eins.get(n, '')} · {names.get(n, '')[:50]}",
             key="override_row",
         )
-        decision = st.radio("Decision", ["Fund", "Do not fund"], horizontal=True, key="override_decision")
+        decision = st.radio(
+            "Decision",
+            ["Approve (fund)", "Decline (do not fund)", "Undo the override"],
+            key="override_decision",
+        )
         reason = st.text_area("Reason (required)", key="override_reason")
         submitted = st.form_submit_button("Save override")
     if submitted:
         with friendly_errors():
-            storage.add_override(
-                batch_id, int(row), 1 if decision == "Fund" else 0, reason, current_user().name
-            )
-            st.success(f"Override saved for row {int(row)}.")
+            value = {"Approve (fund)": 1, "Decline (do not fund)": 0}.get(decision, -1)
+            storage.add_override(batch_id, int(row), value, reason, user.name)
+            word = {1: "approve", 0: "decline", -1: "undone"}[value]
+            st.session_state["override_notice"] = f"Override saved for line {int(row)}: {word}."
             st.rerun()

@@ -1,0 +1,52 @@
+"""Training histories: read, validate and describe one, without importing any training code."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from core.errors import FileError
+from core.reading import read_table
+from core.schema import TARGET, ValidationReport, validate
+from core.synthetic import generate
+
+SYNTHETIC_ROWS = 8000
+MIN_TRAINING_ROWS = 50
+
+
+@dataclass
+class TrainingData:
+    """A validated history ready for training, and where it came from."""
+
+    frame: pd.DataFrame
+    source: str
+    sha256: str
+    report: ValidationReport
+    synthetic: bool = False
+
+
+def load_training_data(source: str | Path | bytes | None = None, name: str | None = None) -> TrainingData:
+    """Read and validate a history with IS_SUCCESSFUL; None means the synthetic demo data."""
+    if source is None:
+        raw = generate(SYNTHETIC_ROWS, random_state=0).astype(str)
+        digest = hashlib.sha256(raw.to_csv(index=False).encode()).hexdigest()
+        label = f"synthetic demo data ({SYNTHETIC_ROWS} rows, seed 0)"
+    else:
+        if not isinstance(source, bytes) and not Path(source).is_file():
+            raise FileError(f"File not found: {source}")
+        blob = source if isinstance(source, bytes) else Path(source).read_bytes()
+        raw = read_table(blob)
+        digest = hashlib.sha256(blob).hexdigest()
+        label = name or (Path(source).name if not isinstance(source, bytes) else "uploaded file")
+    report = validate(raw, need_target=True)
+    frame = report.accepted.reset_index(drop=True)
+    if len(frame) < MIN_TRAINING_ROWS:
+        raise FileError(
+            f"Only {len(frame)} valid rows with IS_SUCCESSFUL; training needs at least {MIN_TRAINING_ROWS}."
+        )
+    if frame[TARGET].nunique() < 2:
+        raise FileError("IS_SUCCESSFUL has only one value; training needs both successes and failures.")
+    return TrainingData(frame, label, digest, report, synthetic=source is None)
