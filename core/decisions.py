@@ -57,7 +57,8 @@ class Selection:
 
     mask: np.ndarray
     rule: Rule
-    # budget mode: the chance of the last funded applicant in rank order, its position, money left
+    # budget mode: the chance of the first applicant in rank order the budget could not fund, the
+    # position of the last one it funded, the money left
     cut_probability: float | None = None
     last_funded: int | None = None
     money_left: float | None = None
@@ -108,13 +109,16 @@ def by_budget(
     order = np.lexsort((np.arange(len(p)), ask, -key))
     mask = np.zeros(len(p), dtype=bool)
     spent = 0.0
-    last = None
+    last = first_skipped = None
     for i in order:
         if spent + ask[i] <= budget:
             mask[i] = True
             spent += ask[i]
             last = int(i)
-    cut = float(p[last]) if last is not None else None
+        elif first_skipped is None:
+            first_skipped = int(i)
+    # the line: the chance of the first applicant in rank order the budget could not fund
+    cut = float(p[first_skipped]) if first_skipped is not None else None
     straddling = 0
     if cut is not None:
         tied = p == cut

@@ -146,7 +146,9 @@ d3.metric("Total asked by recommended", f"${summary['total_ask_selected']:,.0f}"
 d4.metric("Expected successes", f"{summary['expected_successes']:,.1f}")
 if selection.mode == "budget" and selection.cut_probability is not None:
     st.caption(
-        f"The budget cut at a chance of {selection.cut_probability:.1%}; "
+        f"The budget ran out at a chance of {selection.cut_probability:.1%}; the last applicant funded "
+        f"(line {scored.source_lines[selection.last_funded] if selection.last_funded is not None else '–'}) "
+        f"has {scored.probabilities[selection.last_funded] if selection.last_funded is not None else 0:.1%}; "
         f"${selection.money_left:,.0f} is left."
         + (
             f" {selection.straddling} applicants share that chance on both sides of the line."

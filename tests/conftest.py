@@ -27,28 +27,39 @@ def clean_df(synthetic_df: pd.DataFrame) -> pd.DataFrame:
     return validate(synthetic_df.astype(str), need_target=True).accepted.reset_index(drop=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def screening_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data directory with every variant trained briefly on the synthetic demo data."""
+    """A data directory with every variant trained briefly on the synthetic demo data; it is the
+    session's SCREENING_HOME (its signing key verifies the models), tests that need their own
+    copy point SCREENING_HOME at it with monkeypatch."""
     from core.workflow import load_training_data, train_variants
 
     home = tmp_path_factory.mktemp("home")
-    old = os.environ.get("SCREENING_HOME")
     os.environ["SCREENING_HOME"] = str(home)
-    try:
-        # the built-in demo data, as `make run` trains on, with few epochs
-        train_variants(load_training_data(None), seed=0, models_dir=home / "models", max_epochs=4)
-    finally:
-        if old is None:
-            os.environ.pop("SCREENING_HOME", None)
-        else:
-            os.environ["SCREENING_HOME"] = old
+    os.environ.pop("SCREENING_SECRET_KEY", None)
+    os.environ.pop("SCREENING_DB_URL", None)
+    # the built-in demo data, as `make run` trains on, with few epochs
+    train_variants(load_training_data(None), seed=0, models_dir=home / "models", max_epochs=4)
     return home
 
 
 @pytest.fixture(scope="session")
 def models_dir(screening_home: Path) -> Path:
     return screening_home / "models"
+
+
+def version_of(models_dir: Path, variant: str) -> str:
+    """The newest version of a variant."""
+    from core.registry import resolve_version
+
+    return resolve_version(models_dir, variant=variant)
+
+
+def bundle_of(models_dir: Path, variant: str):
+    """The newest version of a variant, loaded."""
+    from core.registry import load_bundle
+
+    return load_bundle(models_dir, version_of(models_dir, variant))
 
 
 def csv_bytes(frame: pd.DataFrame, **kwargs: object) -> bytes:

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.reading import read_table
-from core.registry import load_bundle
+from tests.conftest import bundle_of
 from core.schema import REQUIRED_FIELDS, FileError, validate
 from core.scoring import PROBABILITY, score_frame, to_csv_bytes
 from tests.data.make_bad_files import BAD, EXPECTED, files
@@ -29,7 +29,7 @@ def corpus() -> None:
 
 @pytest.fixture(scope="module")
 def bundle(models_dir: Path):
-    return load_bundle(models_dir, "tuned")
+    return bundle_of(models_dir, "tuned")
 
 
 def test_corpus_is_complete() -> None:
@@ -114,7 +114,7 @@ def test_arbitrary_frames(rows: list[dict]) -> None:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=st.lists(st.fixed_dictionaries({c: cells for c in REQUIRED_FIELDS}), min_size=1, max_size=8))
 def test_arbitrary_frames_score_or_reject(rows: list[dict], models_dir: Path) -> None:
-    bundle = load_bundle(models_dir, "baseline")
+    bundle = bundle_of(models_dir, "baseline")
     raw = pd.DataFrame(rows)
     result = score_frame(bundle, raw)
     assert len(result.scored) + result.report.n_rejected == len(raw)

@@ -22,7 +22,8 @@ from core.explain import (
     reason_codes,
     shap_reference,
 )
-from core.registry import Bundle, load_bundle
+from core.registry import Bundle
+from tests.conftest import bundle_of
 from core.schema import validate
 from core.synthetic import sample_applicants
 
@@ -121,18 +122,18 @@ def applicants() -> pd.DataFrame:
 
 @pytest.mark.parametrize("variant", ["baseline", "batchnorm", "tuned"])
 def test_real_bundles_are_additive_and_deterministic(models_dir: Path, applicants, variant: str) -> None:
-    bundle = load_bundle(models_dir, variant)
+    bundle = bundle_of(models_dir, variant)
     attr = FieldExplainer(bundle).explain(applicants)
     p = bundle.predict_proba(applicants)
     np.testing.assert_allclose(attr.base_value + attr.values.sum(axis=1), p, atol=1e-5)
-    again = FieldExplainer(load_bundle(models_dir, variant)).explain(applicants)
+    again = FieldExplainer(bundle_of(models_dir, variant)).explain(applicants)
     np.testing.assert_array_equal(attr.values.to_numpy(), again.values.to_numpy())
-    assert ("NAME" in attr.fields) == bundle.meta["uses_name"]
+    assert ("NAME" in attr.fields) == bundle.card.uses_name
     assert "EIN" not in attr.fields and "IS_SUCCESSFUL" not in attr.fields
 
 
 def test_matches_shap_exact_explainer(models_dir: Path, applicants) -> None:
-    bundle = load_bundle(models_dir, "tuned")
+    bundle = bundle_of(models_dir, "tuned")
     background = bundle.background().iloc[:8]
     ours = FieldExplainer(bundle, background).explain(applicants.iloc[:2])
     theirs = shap_reference(bundle, applicants.iloc[:2], background)
@@ -141,7 +142,7 @@ def test_matches_shap_exact_explainer(models_dir: Path, applicants) -> None:
 
 
 def test_reasons_and_summaries(models_dir: Path, applicants) -> None:
-    bundle = load_bundle(models_dir, "tuned")
+    bundle = bundle_of(models_dir, "tuned")
     attr = FieldExplainer(bundle).explain(applicants)
     reasons = reason_codes(attr)
     assert len(reasons) == len(applicants)

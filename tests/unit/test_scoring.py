@@ -10,14 +10,14 @@ import pandas as pd
 import pytest
 
 from core.reading import read_table
-from core.registry import load_bundle
+from tests.conftest import bundle_of
 from core.scoring import PREDICTED, PROBABILITY, neutralise, score_file, score_frame, to_csv_bytes
 from core.synthetic import sample_applicants
 
 
 @pytest.fixture(scope="module")
 def bundle(models_dir: Path):
-    return load_bundle(models_dir, "tuned")
+    return bundle_of(models_dir, "tuned")
 
 
 def messy_applicants(n: int = 120) -> pd.DataFrame:

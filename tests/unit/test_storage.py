@@ -15,7 +15,7 @@ import sqlalchemy
 from core import storage
 from core.config import PROJECT_ROOT
 from core.reading import read_table
-from core.registry import load_bundle
+from tests.conftest import bundle_of
 from core.scoring import PROBABILITY, score_frame, to_csv_bytes
 from core.synthetic import sample_applicants
 
@@ -120,7 +120,7 @@ def test_overrides_show_in_results(tmp_path: Path) -> None:
 
 def test_twenty_concurrent_scorings_share_one_model(models_dir: Path, tmp_path: Path) -> None:
     url = db_url(tmp_path)
-    bundle = load_bundle(models_dir, "tuned")
+    bundle = bundle_of(models_dir, "tuned")
     data = sample_applicants(200, random_state=3).to_csv(index=False).encode()
     results: list[pd.DataFrame | None] = [None] * 20
     errors: list[BaseException] = []
