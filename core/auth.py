@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core import config
+from core.errors import BadRequest
 
 ROLES = ("staff", "analyst")
 # What each role may do; analysts can do everything staff can.
@@ -78,11 +79,11 @@ def load_accounts(path: Path | None = None) -> dict[str, dict]:
 def add_user(name: str, password: str, role: str = "staff", path: Path | None = None) -> None:
     """Create or replace an account (atomic file write, 0600)."""
     if role not in ROLES:
-        raise ValueError(f"role must be one of {', '.join(ROLES)}")
-    if not name or ":" in name or ";" in name:
-        raise ValueError("user names must be non-empty and contain no ':' or ';'")
+        raise BadRequest(f"role must be one of {', '.join(ROLES)}")
+    if not name or ":" in name or ";" in name or not name.isprintable():
+        raise BadRequest("user names must be non-empty, printable and contain no ':' or ';'")
     if len(password) < 8:
-        raise ValueError("passwords need at least 8 characters")
+        raise BadRequest("passwords need at least 8 characters")
     path = path or config.users_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     data = json.loads(path.read_text() or "{}") if path.exists() else {}

@@ -220,7 +220,7 @@ def cmd_ensure_models(args: argparse.Namespace) -> int:
     from core.registry import list_versions, live_version
     from core.variants import VARIANTS
 
-    cards, errors = list_versions(_models_dir(args))
+    cards, errors = list_versions(_models_dir(args), every_file=True)
     healthy = {c.variant for c in cards.values()}
     missing = [v for v in VARIANTS if v not in healthy]
     if not missing and live_version(_models_dir(args)):

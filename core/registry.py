@@ -348,9 +348,12 @@ def _version_dirs(models_dir: Path) -> list[Path]:
     )
 
 
-def list_versions(models_dir: Path | None = None) -> tuple[dict[str, ModelCard], dict[str, str]]:
+def list_versions(
+    models_dir: Path | None = None, every_file: bool = False
+) -> tuple[dict[str, ModelCard], dict[str, str]]:
     """Every version's card (variants in declaration order, newest first), and for each version
-    that fails verification the reason, keyed by its folder."""
+    that fails verification the reason, keyed by its folder. ``every_file`` checks every file's
+    digest (as loading does); by default only the signature and the card are checked."""
     from core.variants import VARIANTS
 
     models_dir = Path(models_dir or config.models_dir())
@@ -366,6 +369,8 @@ def list_versions(models_dir: Path | None = None) -> tuple[dict[str, ModelCard],
         return {}, {"key": str(err)}
     for path in dirs:
         try:
+            if every_file:
+                _verify(path, key, every_file=True)
             cards.append(read_card(path, key))
         except BundleError as err:
             errors[f"{path.parent.name}/{path.name}"] = str(err)

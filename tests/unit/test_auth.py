@@ -20,28 +20,108 @@ def test_hash_and_verify() -> None:
     assert auth.hash_password("same") != auth.hash_password("same")  # salted
 
 
-def test_throttle_grows_and_resets() -> None:
-    t = auth.Throttle()
-    assert t.delay("bob") == 0
-    delays = []
-    for _ in range(6):
-        t.failed("bob")
-        delays.append(t.delay("bob"))
-    assert delays == sorted(delays) and delays[0] > 0 and delays[-1] == auth.MAX_DELAY_S
-    t.succeeded("bob")
-    assert t.delay("bob") == 0
+@pytest.fixture
+def private_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("SCREENING_HOME", str(tmp_path))
+    return tmp_path
 
 
-def test_authenticate_sleeps_after_failures() -> None:
-    accounts = {"ann": {"role": "staff", "hash": auth.hash_password("s3cret-pass")}}
-    slept: list[float] = []
-    auth.THROTTLE.succeeded("ann")
-    assert auth.authenticate("ann", "nope", accounts, sleep=slept.append) is None
-    assert auth.authenticate("ann", "nope", accounts, sleep=slept.append) is None
-    user = auth.authenticate("ann", "s3cret-pass", accounts, sleep=slept.append)
-    assert user == auth.User("ann", "staff")
-    assert slept[0] == 0 and slept[1] > 0 and slept[2] > slept[1]
-    assert auth.authenticate("nobody", "s3cret-pass", accounts, sleep=slept.append) is None
+ACCOUNTS = {"ann": {"role": "staff", "hash": auth.hash_password("s3cret-pass")}}
+
+
+def test_lockout_grows_exponentially_and_refuses_even_the_right_password(private_home: Path) -> None:
+    t0 = 1_000_000.0
+    for i in range(auth.ACCOUNT_FREE_FAILS - 1):
+        assert auth.sign_in("ann", "nope", ACCOUNTS, client="10.0.0.1", now=t0 + i).message == (
+            "Wrong user name or password."
+        )
+    last = auth.sign_in("ann", "nope", ACCOUNTS, client="10.0.0.1", now=t0 + 10)
+    assert last.user is None
+    locked = auth.sign_in("ann", "s3cret-pass", ACCOUNTS, client="10.0.0.2", now=t0 + 11)
+    assert locked.user is None and locked.message.startswith("Too many failed sign-ins")
+    assert auth.lockouts(now=t0 + 11) == {"ann": pytest.approx(auth.LOCK_BASE_S - 1)}
+    # once the lock ends, one more failure locks twice as long
+    later = t0 + 10 + auth.LOCK_BASE_S + 1
+    assert auth.sign_in("ann", "nope", ACCOUNTS, client="10.0.0.3", now=later).user is None
+    assert auth.lockouts(now=later)["ann"] == pytest.approx(2 * auth.LOCK_BASE_S)
+    # the state is shared through the data directory (other sessions, processes, restarts), 0600
+    assert (private_home / "auth_state.json").stat().st_mode & 0o777 == 0o600
+    after = later + 2 * auth.LOCK_BASE_S + 1
+    ok = auth.sign_in("ann", "s3cret-pass", ACCOUNTS, client="10.0.0.3", now=after)
+    assert ok.user == auth.User("ann", "staff")
+    assert auth.lockouts(now=after) == {}
+
+
+def test_parallel_guessing_is_counted_before_passwords_are_checked(private_home: Path, monkeypatch) -> None:
+    """40 sessions guessing at once get at most the free failures' worth of password checks."""
+    import threading
+
+    checks = []
+    real = auth.verify_password
+    monkeypatch.setattr(auth, "verify_password", lambda pw, h: checks.append(pw) or real(pw, h))
+    results = []
+    barrier = threading.Barrier(40)
+
+    def guess(i: int) -> None:
+        barrier.wait()
+        results.append(auth.sign_in("ann", f"guess-{i}", ACCOUNTS, client=f"10.1.0.{i}"))
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(checks) == auth.ACCOUNT_FREE_FAILS
+    assert sum(r.message.startswith("Too many failed sign-ins") for r in results) == 40 - auth.ACCOUNT_FREE_FAILS
+
+
+def test_many_names_from_one_address_are_throttled(private_home: Path) -> None:
+    t0 = 2_000_000.0
+    for i in range(auth.CLIENT_FREE_FAILS):
+        assert auth.sign_in(f"user{i}", "pw", ACCOUNTS, client="10.2.0.1", now=t0 + i).message == (
+            "Wrong user name or password."
+        )
+    refused = auth.sign_in("ann", "s3cret-pass", ACCOUNTS, client="10.2.0.1", now=t0 + 30)
+    assert refused.user is None and refused.message.startswith("Too many failed sign-ins")
+    assert auth.sign_in("ann", "s3cret-pass", ACCOUNTS, client="10.2.0.9", now=t0 + 31).user is not None
+
+
+def test_global_limit_stops_distributed_guessing(private_home: Path) -> None:
+    t0 = 3_000_000.0
+    for i in range(auth.GLOBAL_MAX_FAILS):
+        auth.sign_in(f"name{i}", "pw", ACCOUNTS, client=f"10.3.{i // 250}.{i % 250}", now=t0 + i * 0.1)
+    refused = auth.sign_in("ann", "s3cret-pass", ACCOUNTS, client="10.9.9.9", now=t0 + 10)
+    assert refused.message.startswith("Too many failed sign-ins")
+    later = t0 + auth.GLOBAL_WINDOW_S + 10
+    assert auth.sign_in("ann", "s3cret-pass", ACCOUNTS, client="10.9.9.9", now=later).user is not None
+
+
+def test_audit_log_records_who_when_where_never_the_password(private_home: Path) -> None:
+    auth.sign_in("ann", "wrong-pass-123", ACCOUNTS, client="10.4.0.1")
+    auth.sign_in("ann", "s3cret-pass", ACCOUNTS, client="10.4.0.1")
+    auth.unlock("ann", by="ana")
+    events = [(e["event"], e["user"], e["client"]) for e in auth.read_audit()]
+    assert events == [("failure", "ann", "10.4.0.1"), ("success", "ann", "10.4.0.1"), ("unlock", "ann", "")]
+    text = (private_home / "auth_audit.jsonl").read_text()
+    assert "wrong-pass-123" not in text and "s3cret-pass" not in text
+    assert (private_home / "auth_audit.jsonl").stat().st_mode & 0o777 == 0o600
+
+
+def test_analyst_unlocks_an_account(private_home: Path) -> None:
+    for _ in range(auth.ACCOUNT_FREE_FAILS):
+        auth.sign_in("ann", "nope", ACCOUNTS, client="10.5.0.1")
+    assert "ann" in auth.lockouts()
+    assert main(["users", "unlock", "ann"]) == 0
+    assert auth.lockouts() == {}
+    assert auth.sign_in("ann", "s3cret-pass", ACCOUNTS, client="10.5.0.2").user is not None
+
+
+def test_unknown_names_cost_the_same_check(private_home: Path, monkeypatch) -> None:
+    checked = []
+    real = auth.verify_password
+    monkeypatch.setattr(auth, "verify_password", lambda pw, h: checked.append(h) or real(pw, h))
+    assert auth.authenticate("nobody", "s3cret-pass", ACCOUNTS) is None
+    assert checked == [auth._DUMMY_HASH]
 
 
 def test_roles() -> None:

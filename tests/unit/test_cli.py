@@ -21,53 +21,97 @@ def run_io(command: str, source: object, output: object, models: object, *extra:
     return main([command, *io, *extra])
 
 
-def test_train_score_evaluate(tmp_path: Path, capsys) -> None:
+def test_train_score_evaluate(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("SCREENING_HOME", str(tmp_path))  # a fresh installation: training makes its key
     history = tmp_path / "history.csv"
     generate(800, random_state=9).to_csv(history, index=False)
     models = tmp_path / "models"
-    assert (
-        main(
-            [
-                "train",
-                "--data",
-                str(history),
-                "--models-dir",
-                str(models),
-                "--variants",
-                "baseline,tuned",
-                "--seed",
-                "1",
-                "--quiet",
-                "--grouped",
-            ]
-        )
-        == 0
-    )
-    assert {p.name for p in models.iterdir() if not p.name.startswith(".")} == {"baseline", "tuned"}
-    grouped = json.loads((models / "tuned" / "meta.json").read_text())["metrics"]["grouped"]
-    assert grouped["split"] == "grouped by NAME" and 0 <= grouped["accuracy"] <= 1
-    out = capsys.readouterr().out
-    assert "baseline" in out and "acc" in out
+    argv = ["train", "--data", str(history), "--models-dir", str(models), "--variants", "baseline,tuned",
+            "--seed", "1", "--max-epochs", "3", "--quiet", "--grouped"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out.split()
+    assert [v.split("-")[0] for v in printed] == ["baseline", "tuned"]
+    assert {p.name for p in models.iterdir() if not p.name.startswith(".")} == {"baseline", "tuned", "registry.json"}
+    tuned = json.loads((models / "tuned" / printed[1] / "meta.json").read_text())
+    assert tuned["metrics"]["grouped"]["split"] == "grouped by NAME" and 0 <= tuned["metrics"]["grouped"]["accuracy"] <= 1
+    assert tuned["epochs_run"] <= 3
+
+    assert main(["models", "list", "--models-dir", str(models), "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert [r["version"] for r in listing] == printed
+    assert [r["live"] for r in listing].count(True) == 1
+    for r in listing:
+        assert r["synthetic"] is False and 0 <= r["metrics"]["accuracy"] <= 1 and r["created"][:4] == "2026"
 
     applicants = tmp_path / "applicants.csv"
     raw = sample_applicants(40).astype(str)
     raw.loc[5, "STATUS"] = "x"
     raw.to_csv(applicants, index=False)
     scored, rejects = tmp_path / "scored.csv", tmp_path / "rejects.csv"
-    options = ["--variant", "baseline", "--rejects", str(rejects)]
-    assert run_io("score", applicants, scored, models, *options) == 0
-    result = pd.read_csv(scored)
-    assert len(result) == 39 and {"success_probability", "predicted_success"} <= set(result.columns)
-    assert len(pd.read_csv(rejects)) == 1
+    assert run_io("score", applicants, scored, models, "--variant", "baseline", "--rejects", str(rejects)) == 0
+    result = pd.read_csv(scored, keep_default_na=False)
+    assert list(result.columns[:6]) == ["source_line", "EIN", "NAME", "success_probability", "recommended", "reasons"]
+    assert list(result.columns[-2:]) == ["predicted_success", "model_version"]
+    assert len(result) == 39 and set(result["model_version"]) == {printed[0]}
+    assert 7 not in set(result["source_line"]) and result["source_line"].tolist() == [n for n in range(2, 42) if n != 7]
+    assert (result["reasons"] != "").all()  # a small file: every row explained
+    rej = pd.read_csv(rejects)
+    assert rej["source_line"].tolist() == [7] and "STATUS must be 0 or 1" in rej["reason"][0]
+    again = tmp_path / "again.csv"
+    assert run_io("score", applicants, again, models, "--variant", "baseline") == 0
+    assert again.read_bytes() == scored.read_bytes()
 
     labelled = tmp_path / "labelled.csv"
     generate(300, random_state=10).to_csv(labelled, index=False)
     capsys.readouterr()
     assert main(["evaluate", "--input", str(labelled), "--models-dir", str(models)]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["rows"] == 300
+    assert report["rows"] == 300 and report["version"] == next(r["version"] for r in listing if r["live"])
     assert 0 <= report["overall"]["accuracy"] <= 1
     assert {"seen_organisations", "new_organisations"} <= set(report)
+
+
+def test_models_promote_rollback_remove_card(models_dir: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    import shutil
+
+    home = tmp_path / "home"
+    shutil.copytree(models_dir.parent, home, ignore=shutil.ignore_patterns("*.db*", "backups"))
+    monkeypatch.setenv("SCREENING_HOME", str(home))
+    models = home / "models"
+    assert main(["models", "list", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    live = next(r["version"] for r in listing if r["live"])
+    other = next(r["version"] for r in listing if not r["live"])
+    assert main(["models", "promote", other]) == 2
+    assert "needs a reason" in capsys.readouterr().err
+    assert main(["models", "promote", other, "--reason", "better calibrated", "--user", "ana"]) == 0
+    assert main(["models", "list", "--json"]) == 0
+    assert next(r["version"] for r in json.loads(capsys.readouterr().out) if r["live"]) == other
+    assert main(["models", "remove", other]) == 2
+    assert "is the live model" in capsys.readouterr().err
+    assert main(["models", "rollback", "--reason", "staff asked", "--user", "ana"]) == 0
+    registry_log = json.loads((models / "registry.json").read_text())["events"]
+    assert [(e["action"], e["version"], e["user"]) for e in registry_log[1:]] == [
+        ("promote", other, "ana"),
+        ("rollback", live, "ana"),
+    ]
+    # a version that scored a recorded batch is kept
+    src, out = tmp_path / "a.csv", tmp_path / "o.csv"
+    sample_applicants(20).to_csv(src, index=False)
+    capsys.readouterr()
+    assert run_io("score", src, out, models, "--version", other, "--record", "--user", "sam") == 0
+    batch_id = capsys.readouterr().out.strip()
+    assert len(batch_id) == 36
+    assert run_io("score", src, out, models, "--version", other, "--record", "--user", "sam") == 2
+    assert f"as batch {batch_id}" in capsys.readouterr().err
+    assert main(["models", "remove", other]) == 2
+    assert "scored recorded batches" in capsys.readouterr().err
+    unused = next(r["version"] for r in listing if r["version"] not in (live, other))
+    assert main(["models", "remove", unused]) == 0
+    card = tmp_path / "card.md"
+    assert main(["models", "card", live, "--output", str(card)]) == 0
+    text = card.read_text()
+    assert text.startswith(f"# Model card: {live}") and "## Limitations" in text and "synthetic" in text
 
 
 @pytest.mark.parametrize(
@@ -136,15 +180,70 @@ def test_explain_command(models_dir: Path, tmp_path: Path) -> None:
     assert frame["reasons"].str.contains("the chance by").any()
 
 
-def test_ensure_models_retrains_only_damaged_ones(models_dir: Path, tmp_path: Path, capsys) -> None:
+def test_ensure_models_retrains_only_missing_variants(models_dir: Path, tmp_path: Path, capsys, monkeypatch) -> None:
     import shutil
 
+    from core.registry import list_versions, live_version
+
     home = tmp_path / "home"
-    shutil.copytree(models_dir.parent, home)
+    shutil.copytree(models_dir.parent, home, ignore=shutil.ignore_patterns("*.db*", "backups"))
+    monkeypatch.setenv("SCREENING_HOME", str(home))
     models = home / "models"
-    before = {v: json.loads((models / v / "meta.json").read_text())["version"] for v in ("baseline", "tuned")}
-    (models / "baseline" / "model.keras").write_bytes(b"broken")
-    assert main(["ensure-models", "--models-dir", str(models), "--quiet"]) == 0
-    after = {v: json.loads((models / v / "meta.json").read_text())["version"] for v in ("baseline", "tuned")}
-    assert after["baseline"] != before["baseline"] and after["tuned"] == before["tuned"]
-    assert "Retraining damaged models: baseline" in capsys.readouterr().err
+    before, _ = list_versions(models)
+    live = live_version(models)
+    broken = next(v for v, c in before.items() if c.variant == "baseline")
+    (models / "baseline" / broken / "network.npz").write_bytes(b"broken")
+    assert main(["ensure-models", "--models-dir", str(models), "--quiet", "--max-epochs", "2"]) == 0
+    after, errors = list_versions(models, every_file=True)
+    assert list(errors) == [f"baseline/{broken}"]  # kept and reported, never deleted
+    new = set(after) - set(before)
+    assert [after[v].variant for v in new] == ["baseline"]
+    assert live_version(models) == live
+    assert f"Not loadable, kept as it is: baseline/{broken}" in capsys.readouterr().err
+
+
+def test_failed_output_write_leaves_no_truncated_file(models_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    """A full disk mid-way through: the previous output stays whole and no temporary file is left."""
+    import errno
+
+    from core import batch
+    from tests.conftest import bundle_of
+
+    src, out = tmp_path / "a.csv", tmp_path / "scored.csv"
+    sample_applicants(50).to_csv(src, index=False)
+    out.write_text("previous results\n")
+    real = pd.DataFrame.to_csv
+    calls = []
+
+    def full_disk(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        batch.score_file(bundle_of(models_dir, "baseline"), src, out, chunksize=10)
+    assert len(calls) == 3
+    assert out.read_text() == "previous results\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "scored.csv"]
+
+
+def test_large_file_gets_reasons_for_its_most_likely_rows(models_dir: Path, tmp_path: Path) -> None:
+    """Several chunks: the rows with reasons are exactly those the dashboard picks."""
+    from core import batch
+    from core.explain import FieldExplainer
+    from tests.conftest import bundle_of
+
+    src, out = tmp_path / "a.csv", tmp_path / "o.csv"
+    sample_applicants(1500, random_state=3).to_csv(src, index=False)
+    bundle = bundle_of(models_dir, "tuned")
+    summary, _ = batch.score_file(bundle, src, out, explainer=FieldExplainer(bundle), chunksize=400)
+    frame = pd.read_csv(out, keep_default_na=False)
+    assert summary.accepted == len(frame) == 1500
+    expected = batch.reason_positions(frame["success_probability"].to_numpy(), frame["source_line"].to_numpy())
+    assert len(expected) == batch.TOP_REASONS
+    assert (frame["reasons"] != "").to_numpy().nonzero()[0].tolist() == expected.tolist()
+    page = batch.score_upload(bundle, src.read_bytes(), "a.csv")
+    np_equal = (page.probabilities == frame["success_probability"].to_numpy()).all()
+    assert np_equal and (page.source_lines == frame["source_line"].to_numpy()).all()

@@ -1,60 +1,103 @@
-"""The batch record: survives restarts, is all-or-nothing, and holds up under concurrency."""
+"""The batch record: survives restarts, is all-or-nothing, never silently loses a batch, on SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
+import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
+import uuid
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import sqlalchemy
 
-from core import storage
+from core import batch, storage
 from core.config import PROJECT_ROOT
-from core.reading import read_table
-from tests.conftest import bundle_of
-from core.scoring import PROBABILITY, score_frame, to_csv_bytes
+from core.decisions import Rule
+from core.errors import BadRequest, StorageError
 from core.synthetic import sample_applicants
+from tests.conftest import bundle_of
+
+PG_URL = os.environ.get("SCREENING_TEST_PG_URL", "")
 
 
-def db_url(tmp_path: Path) -> str:
+def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'screening.db'}"
 
 
-def record(url: str, results: bytes = b"a,b\n1,2\n", user: str = "sam", name: str = "f.csv") -> str:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return sqlite_url(tmp_path)
+    if not PG_URL:
+        pytest.skip("no local PostgreSQL (SCREENING_TEST_PG_URL unset; .ci/run starts one)")
+    engine = sqlalchemy.create_engine(PG_URL)
+    with engine.begin() as conn:  # a clean database for each test
+        conn.execute(sqlalchemy.text("DROP TABLE IF EXISTS overrides, batches"))
+    engine.dispose()
+    storage.reset_engines()
+    return PG_URL
+
+
+def record(url: str, results: bytes = b"a,b\n1,2\n", user: str = "sam", name: str = "f.csv", sha: str = "") -> str:
     return storage.record_batch(
         user=user,
         file_name=name,
-        file_bytes=b"raw upload",
+        file_sha256=sha or hashlib.sha256(f"{name}{uuid.uuid4()}".encode()).hexdigest(),
         counts={"rows": 3, "accepted": 2, "rejected": 1, "with_warnings": 0},
         variant="tuned",
         version="tuned-1",
-        mode="threshold",
-        threshold=0.5,
-        budget=None,
+        live=True,
+        rule=Rule("threshold", threshold=0.5),
         selected=1,
         results_csv=results,
-        rejects_csv=b"line,reason\n3,bad\n",
+        rejects_csv=b"source_line,reason\n3,bad\n",
         url=url,
     )
 
 
-def test_round_trip_and_wal(tmp_path: Path) -> None:
-    url = db_url(tmp_path)
-    batch_id = record(url)
-    [rec] = storage.list_batches(url)
-    assert rec.id == batch_id and rec.user == "sam" and rec.rows == 3
-    assert len(rec.file_sha256) == 64
-    assert storage.batch_files(batch_id, url) == (b"a,b\n1,2\n", b"line,reason\n3,bad\n")
+def test_round_trip(db_url: str) -> None:
+    batch_id = record(db_url)
+    [rec] = storage.list_batches(db_url)
+    assert rec.id == batch_id and rec.user == "sam" and rec.rows == 3 and rec.live == 1
+    assert rec.rule_key == "threshold:0.500000" and rec.rule_text() == "threshold 0.50"
+    assert storage.batch_files(batch_id, db_url) == (b"a,b\n1,2\n", b"source_line,reason\n3,bad\n")
+    assert storage.versions_used(db_url) == {"tuned-1"}
+
+
+def test_sqlite_is_wal_and_private(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path)
+    record(url)
     with storage.get_engine(url).connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    assert (tmp_path / "screening.db").stat().st_mode & 0o777 == 0o600
+
+
+def test_same_file_version_and_rule_is_recorded_once(db_url: str) -> None:
+    first = record(db_url, sha="a" * 64)
+    with pytest.raises(BadRequest, match=f"already recorded .* as batch {first}"):
+        record(db_url, sha="a" * 64)
+    assert [r.id for r in storage.list_batches(db_url)] == [first]
+
+
+def test_nul_and_control_characters_are_stripped(db_url: str) -> None:
+    batch_id = record(db_url, user="sam\x00", name="bad\x00name\x07.csv")
+    storage.add_override(batch_id, 2, 1, "known\x00 to us\x1b", "ana", db_url)
+    [rec] = storage.list_batches(db_url)
+    assert rec.file_name == "badname.csv" and rec.user == "sam"
+    assert storage.list_overrides(batch_id, db_url)["reason"].tolist() == ["known to us"]
 
 
 def test_new_process_reads_what_the_old_one_wrote(tmp_path: Path) -> None:
-    url = db_url(tmp_path)
+    url = sqlite_url(tmp_path)
     code = (
         "import sys; sys.path.insert(0, sys.argv[2]); from tests.unit.test_storage import record; "
         "print(record(sys.argv[1], b'exact,bytes\\n\\xc3\\xa9\\n'))"
@@ -72,64 +115,178 @@ def test_new_process_reads_what_the_old_one_wrote(tmp_path: Path) -> None:
     assert read == "exact,bytes\né\n".encode()
 
 
-def test_crash_mid_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    url = db_url(tmp_path)
-    record(url)
-    engine = storage.get_engine(url)
+def test_crash_mid_write_leaves_nothing(db_url: str) -> None:
+    record(db_url)
+    engine = storage.get_engine(db_url)
 
-    @sqlalchemy.event.listens_for(engine, "before_cursor_execute")
     def crash(conn, cursor, statement, *args):
         if statement.startswith("INSERT INTO batches"):
             raise RuntimeError("power cut")
 
-    with pytest.raises(RuntimeError):
-        record(url, name="second.csv")
-    sqlalchemy.event.remove(engine, "before_cursor_execute", crash)
-    assert [r.file_name for r in storage.list_batches(url)] == ["f.csv"]
+    sqlalchemy.event.listen(engine, "before_cursor_execute", crash)
+    try:
+        with pytest.raises(RuntimeError):
+            record(db_url, name="second.csv")
+    finally:
+        sqlalchemy.event.remove(engine, "before_cursor_execute", crash)
+    assert [r.file_name for r in storage.list_batches(db_url)] == ["f.csv"]
 
 
-def test_killed_writer_leaves_whole_batch_or_nothing(tmp_path: Path) -> None:
-    """A process killed while writing a 20 MB batch: afterwards the batch is complete or absent."""
-    url = db_url(tmp_path)
+def test_killed_writer_leaves_whole_batches(tmp_path: Path) -> None:
+    """Kill a process once it has committed some 20 MB batches and while it writes more: the kill
+    must land mid-run, and every batch there is complete."""
+    url = sqlite_url(tmp_path)
     storage.get_engine(url)
     code = (
-        "import sys, os, threading; sys.path.insert(0, sys.argv[2]); "
-        "from tests.unit.test_storage import record; "
-        "threading.Timer(0.05, lambda: os._exit(9)).start(); "
-        "[record(sys.argv[1], b'x' * 20_000_000, name=f'b{i}.csv') for i in range(50)]"
+        "import sys; sys.path.insert(0, sys.argv[2]); from tests.unit.test_storage import record; "
+        "[record(sys.argv[1], b'x' * 20_000_000, name=f'b{i}.csv') for i in range(200)]"
     )
-    subprocess.run([sys.executable, "-c", code, url, str(PROJECT_ROOT)], capture_output=True)
+    proc = subprocess.Popen([sys.executable, "-c", code, url, str(PROJECT_ROOT)])
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        storage.reset_engines()
+        if len(storage.list_batches(url)) >= 2:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    proc.wait(30)
+    assert proc.returncode == -signal.SIGKILL
     storage.reset_engines()
-    for rec in storage.list_batches(url):
+    recs = storage.list_batches(url)
+    assert 2 <= len(recs) < 200
+    for rec in recs:
         assert storage.batch_files(rec.id, url)[0] == b"x" * 20_000_000
 
 
-def test_overrides_show_in_results(tmp_path: Path) -> None:
-    url = db_url(tmp_path)
-    batch_id = record(url, results=b"NAME,success_probability\nA,0.9\nB,0.2\n")
-    storage.add_override(batch_id, 2, 1, "Known to us: strong local record", "ana", url)
-    frame = storage.results_with_overrides(batch_id, url)
-    assert frame.loc[1, "override_decision"] == "1" and frame.loc[1, "override_by"] == "ana"
-    assert frame.loc[0, "override_decision"] == ""
-    with pytest.raises(ValueError):
-        storage.add_override(batch_id, 1, 1, "   ", "ana", url)
-    with pytest.raises(KeyError):
-        storage.add_override("no-such-batch", 1, 1, "x", "ana", url)
-    assert storage.batch_files(batch_id, url)[0] == b"NAME,success_probability\nA,0.9\nB,0.2\n"
+def test_overrides_by_source_line_with_undo(db_url: str) -> None:
+    results = b"source_line,EIN,NAME,success_probability,recommended\n2,1,A,0.9,1\n4,2,B,0.2,0\n"
+    batch_id = record(db_url, results=results)
+    storage.add_override(batch_id, 4, 1, "Known to us: strong local record", "ana", db_url)
+    storage.add_override(batch_id, 2, 0, "Duplicate application", "ana", db_url)
+    frame = storage.results_with_overrides(batch_id, db_url)
+    assert frame["override"].tolist() == ["decline", "approve"]
+    assert frame["final_decision"].tolist() == [0, 1]
+    assert frame["override_reason"].tolist() == ["Duplicate application", "Known to us: strong local record"]
+    storage.add_override(batch_id, 2, -1, "Mistake, it is not a duplicate", "sam", db_url)
+    frame = storage.results_with_overrides(batch_id, db_url)
+    assert frame["override"].tolist() == ["none", "approve"] and frame["final_decision"].tolist() == [1, 1]
+    with pytest.raises(BadRequest, match="needs a reason"):
+        storage.add_override(batch_id, 2, 1, "   ", "ana", db_url)
+    with pytest.raises(BadRequest, match="No recorded batch"):
+        storage.add_override("no-such-batch", 2, 1, "x", "ana", db_url)
+    assert storage.batch_files(batch_id, db_url)[0] == results
+
+
+def test_empty_database_file_is_reported_and_kept(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path)
+    record(url)
+    storage.reset_engines()
+    path = tmp_path / "screening.db"
+    for extra in (Path(f"{path}-wal"), Path(f"{path}-shm")):
+        extra.unlink(missing_ok=True)
+    path.write_bytes(b"")  # truncated to 0 bytes
+    with pytest.raises(StorageError, match="is empty"):
+        storage.list_batches(url)
+    with pytest.raises(StorageError, match="is empty"):
+        record(url)
+    assert path.exists() and path.stat().st_size == 0  # kept, never recreated
+
+
+def test_corrupt_database_is_reported_and_kept(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path)
+    path = tmp_path / "screening.db"
+    path.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(StorageError, match="is damaged"):
+        storage.list_batches(url)
+    assert path.read_bytes() == b"not a database at all" * 100
+
+
+def test_backup_restore_after_damage(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("SCREENING_BACKUP_INTERVAL_S", "0")
+    url = sqlite_url(tmp_path)
+    first = record(url)  # each write backs up (interval 0)
+    backups = sorted((tmp_path / "backups").glob("screening-*.db"))
+    assert len(backups) == 1 and backups[0].stat().st_mode & 0o777 == 0o600
+    storage.reset_engines()
+    path = tmp_path / "screening.db"
+    path.unlink()
+    Path(f"{path}-wal").unlink(missing_ok=True)
+    Path(f"{path}-shm").unlink(missing_ok=True)
+    with pytest.raises(StorageError, match="missing but backups exist"):
+        storage.list_batches(url)
+    assert not path.exists()
+    path.write_bytes(b"")
+    used, kept = storage.restore(url=url)
+    assert used == backups[0] and kept is not None and kept.read_bytes() == b""
+    assert [r.id for r in storage.list_batches(url)] == [first]
+
+
+def test_rotation_keeps_the_newest(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(storage, "BACKUP_KEEP", 3)
+    url = sqlite_url(tmp_path)
+    record(url)
+    made = [storage.backup(url) for _ in range(5)]
+    assert sorted((tmp_path / "backups").glob("screening-*.db")) == made[-3:]
+
+
+def test_database_errors_are_logged_without_values(tmp_path: Path, caplog, monkeypatch) -> None:
+    url = sqlite_url(tmp_path)
+    record(url)
+    fixed = uuid.UUID(int=7)
+    monkeypatch.setattr(storage.uuid, "uuid4", lambda: fixed)
+    record(url, name="SECRET-APPLICANT-NAME.csv", sha="b" * 64)
+    with caplog.at_level(logging.DEBUG), pytest.raises(StorageError, match="could not be read or written"):
+        record(url, name="SECRET-APPLICANT-NAME.csv", sha="c" * 64)  # same id: the insert fails
+    assert caplog.records and "SECRET-APPLICANT" not in caplog.text
+
+
+def test_database_that_never_answers_times_out(monkeypatch) -> None:
+    """A PostgreSQL address that accepts connections but never answers: a clear error within seconds."""
+    pytest.importorskip("psycopg")
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    port = server.getsockname()[1]
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    monkeypatch.setattr(storage, "CONNECT_TIMEOUT_S", 2)
+    started = time.perf_counter()
+    try:
+        with pytest.raises(StorageError, match="cannot be reached|could not be read"):
+            storage.list_batches(f"postgresql+psycopg://u:p@127.0.0.1:{port}/db")
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+        for conn in held:
+            conn.close()
+    assert time.perf_counter() - started < 15
 
 
 def test_twenty_concurrent_scorings_share_one_model(models_dir: Path, tmp_path: Path) -> None:
-    url = db_url(tmp_path)
+    url = sqlite_url(tmp_path)
     bundle = bundle_of(models_dir, "tuned")
     data = sample_applicants(200, random_state=3).to_csv(index=False).encode()
-    results: list[pd.DataFrame | None] = [None] * 20
+    results: list[bytes | None] = [None] * 20
     errors: list[BaseException] = []
 
     def work(i: int) -> None:
         try:
-            result = score_frame(bundle, read_table(data))
-            results[i] = result.scored
-            record(url, results=to_csv_bytes(result.scored), user=f"user{i}", name=f"batch{i}.csv")
+            scored = batch.score_upload(bundle, data, f"batch{i}.csv")
+            selection = batch.decide(scored, Rule("threshold", threshold=0.4 + i / 100))
+            results[i] = batch.results_csv(scored, selection)
+            batch.record(scored, selection, f"user{i}", live=True, url=url)
         except BaseException as err:  # collected for the assertion below
             errors.append(err)
 
@@ -138,12 +295,11 @@ def test_twenty_concurrent_scorings_share_one_model(models_dir: Path, tmp_path: 
         t.start()
     for t in threads:
         t.join()
-    assert not errors, errors
-    first = results[0][PROBABILITY].to_numpy()
-    for r in results[1:]:
-        np.testing.assert_array_equal(r[PROBABILITY].to_numpy(), first)
+    assert errors == []
     recs = storage.list_batches(url)
     assert len(recs) == 20 and {r.user for r in recs} == {f"user{i}" for i in range(20)}
-    expected = to_csv_bytes(results[0])
     for rec in recs:
-        assert storage.batch_files(rec.id, url)[0] == expected
+        i = int(rec.user.removeprefix("user"))
+        assert storage.batch_files(rec.id, url)[0] == results[i]
+    probabilities = {r.split(b"\n", 2)[1].split(b",")[3] for r in results}
+    assert len(probabilities) == 1 and np.isfinite(float(probabilities.pop()))
