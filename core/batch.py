@@ -207,9 +207,9 @@ def _results(
     rest = [c for c in REQUIRED_FIELDS if c in inputs] + [
         c for c in inputs.columns if c not in REQUIRED_FIELDS and c not in (ID_FIELD, NAME_FIELD)
     ]
-    reserved = set(LEAD_COLUMNS) | {PREDICTED, MODEL_VERSION}
+    reserved = {c.lower() for c in [*LEAD_COLUMNS, PREDICTED, MODEL_VERSION]}
     for col in rest:
-        out[f"input_{col}" if col in reserved else col] = inputs[col].to_numpy()
+        out[f"input_{col}" if col.lower() in reserved else col] = inputs[col].to_numpy()
     out[PREDICTED] = (np.asarray(probabilities) >= threshold).astype(int)
     out[MODEL_VERSION] = version
     return out

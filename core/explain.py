@@ -180,7 +180,9 @@ def reason_codes(attr: Attributions, top: int = 3, seen_names: set[str] | None =
     return out
 
 
-def explanation_frame(raw: pd.DataFrame, attr: Attributions, seen_names: set[str] | None = None) -> pd.DataFrame:
+def explanation_frame(
+    raw: pd.DataFrame, attr: Attributions, seen_names: set[str] | None = None
+) -> pd.DataFrame:
     """Input columns + base_value + shap_<FIELD> per field + success_probability + reasons."""
     out = raw.reset_index(drop=True).copy()
     out["base_value"] = attr.base_value

@@ -92,8 +92,12 @@ def _frame(chunk: pd.DataFrame) -> pd.DataFrame:
     return chunk
 
 
-def _ragged_chunks(buf: io.BufferedIOBase, fmt: CsvFormat, chunksize: int) -> Iterator[pd.DataFrame]:
-    """Fallback reader for rows with more fields than the header: keeps them, marked."""
+def _ragged_chunks(
+    buf: io.BufferedIOBase, fmt: CsvFormat, chunksize: int, skip: int = 0
+) -> Iterator[pd.DataFrame]:
+    """Fallback reader for rows with more fields than the header: keeps them, marked.
+
+    ``skip``: data rows already read by the fast reader (counted the way it counts them)."""
     stream = io.TextIOWrapper(buf, encoding=fmt.encoding, errors="replace", newline="")
     reader = csv.reader(stream, delimiter=fmt.delimiter)
     header = [normalise_header(h) for h in next(reader)]
@@ -101,6 +105,9 @@ def _ragged_chunks(buf: io.BufferedIOBase, fmt: CsvFormat, chunksize: int) -> It
     rows: list[list[str]] = []
     for row in reader:
         if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        if skip:
+            skip -= 1
             continue
         marker = str(len(row)) if len(row) > width else ""
         rows.append((row + [""] * width)[:width] + [marker])
@@ -146,18 +153,15 @@ def iter_chunks(source: bytes | str | Path, chunksize: int = 100_000) -> Iterato
                 raise FileError("The file has a header but no applicant rows.")
             return
         except pd.errors.ParserError:
-            if line != 2:
-                raise FileError(
-                    f"Row {line + chunksize} or near it has more fields than the header; "
-                    "quote text that contains the delimiter."
-                ) from None
+            pass  # a ragged row: the rows from this chunk on are read again by the csv module
         except pd.errors.EmptyDataError:
             raise FileError("The file is empty. Upload a CSV with a header row.") from None
         except UnicodeError:
             raise FileError("The file's text encoding could not be read; save it as UTF-8 CSV.") from None
-        # Ragged rows: re-read with the csv module, which keeps and marks them.
+        # Ragged rows: re-read with the csv module, which keeps and marks them, from the first row the
+        # fast reader did not hand out, so every chunk's rows keep their true lines.
         buf.seek(0)
-        for chunk in _ragged_chunks(buf, fmt, chunksize):
+        for chunk in _ragged_chunks(buf, fmt, chunksize, skip=line - 2):
             yield line, chunk
             line += len(chunk)
 

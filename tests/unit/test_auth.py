@@ -72,7 +72,9 @@ def test_parallel_guessing_is_counted_before_passwords_are_checked(private_home:
     for t in threads:
         t.join()
     assert len(checks) == auth.ACCOUNT_FREE_FAILS
-    assert sum(r.message.startswith("Too many failed sign-ins") for r in results) == 40 - auth.ACCOUNT_FREE_FAILS
+    assert (
+        sum(r.message.startswith("Too many failed sign-ins") for r in results) == 40 - auth.ACCOUNT_FREE_FAILS
+    )
 
 
 def test_many_names_from_one_address_are_throttled(private_home: Path) -> None:

@@ -11,20 +11,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core import batch
+from core.decisions import Rule
 from core.reading import read_table
-from tests.conftest import bundle_of
 from core.schema import REQUIRED_FIELDS, FileError, validate
-from core.scoring import PROBABILITY, score_frame, to_csv_bytes
+from tests.conftest import bundle_of
 from tests.data.make_bad_files import BAD, EXPECTED, files
 
 
-@pytest.fixture(scope="module", autouse=True)
-def corpus() -> None:
-    """The committed corpus matches what the generator makes."""
-    for name, blob in files().items():
-        path = BAD / name
-        if not path.exists() or path.read_bytes() != blob:
-            path.write_bytes(blob)
+def test_committed_corpus_is_what_the_generator_makes() -> None:
+    """Checked, never rewritten: regenerate with python -m tests.data.make_bad_files when it changes."""
+    made = files()
+    assert {p.name for p in BAD.iterdir()} == set(made)
+    for name, blob in made.items():
+        assert (BAD / name).read_bytes() == blob, name
 
 
 @pytest.fixture(scope="module")
@@ -42,30 +42,30 @@ def test_each_bad_file(name: str, bundle) -> None:
     blob = (BAD / name).read_bytes()
     if expected[0] == "error":
         with pytest.raises(FileError, match=expected[1]):
-            score_frame(bundle, read_table(blob))
+            batch.score_upload(bundle, blob, name)
         return
     raw = read_table(blob)
-    result = score_frame(bundle, raw)
+    scored = batch.score_upload(bundle, blob, name)
     _, accepted, rejected = expected
-    assert (result.report.n_accepted, result.report.n_rejected) == (accepted, rejected)
-    assert result.report.n_accepted + result.report.n_rejected == result.report.n_input == len(raw)
-    assert result.scored[PROBABILITY].between(0, 1).all()
-    to_csv_bytes(result.scored)  # writable
+    assert (scored.n, scored.report.n_rejected) == (accepted, rejected)
+    assert scored.n + scored.report.n_rejected == scored.report.n_input == len(raw)
+    assert ((scored.probabilities >= 0) & (scored.probabilities <= 1)).all()
+    batch.results_csv(scored, batch.decide(scored, Rule("threshold", threshold=0.5)))  # writable
 
 
 def test_extra_columns_are_reported(bundle) -> None:
-    result = score_frame(bundle, read_table((BAD / "extra_columns.csv").read_bytes()))
-    assert result.report.extra_columns == ["NOTES", "SCORE_BY_HAND"]
+    scored = batch.score_upload(bundle, (BAD / "extra_columns.csv").read_bytes(), "x.csv")
+    assert scored.report.extra_columns == ["NOTES", "SCORE_BY_HAND"]
 
 
-def test_target_only_feeds_batch_metrics(bundle) -> None:
-    result = score_frame(bundle, read_table((BAD / "with_target.csv").read_bytes()))
-    assert result.batch_metrics()["n"] == 40
+def test_target_is_read_as_labels_only(bundle) -> None:
+    scored = batch.score_upload(bundle, (BAD / "with_target.csv").read_bytes(), "t.csv")
+    assert len(scored.labels()) == 40 and "IS_SUCCESSFUL" not in bundle.source_fields
 
 
 def test_formula_is_neutralised_in_download(bundle) -> None:
-    result = score_frame(bundle, read_table((BAD / "formula_injection.csv").read_bytes()))
-    text = to_csv_bytes(result.scored).decode()
+    scored = batch.score_upload(bundle, (BAD / "formula_injection.csv").read_bytes(), "f.csv")
+    text = batch.results_csv(scored, batch.decide(scored, Rule("threshold", threshold=0.5))).decode()
     assert "'=HYPERLINK" in text and ",=HYPERLINK" not in text
 
 
@@ -116,6 +116,6 @@ def test_arbitrary_frames(rows: list[dict]) -> None:
 def test_arbitrary_frames_score_or_reject(rows: list[dict], models_dir: Path) -> None:
     bundle = bundle_of(models_dir, "baseline")
     raw = pd.DataFrame(rows)
-    result = score_frame(bundle, raw)
-    assert len(result.scored) + result.report.n_rejected == len(raw)
-    assert result.scored[PROBABILITY].between(0, 1).all()
+    scored = batch.score_upload(bundle, raw.to_csv(index=False, quoting=1).encode(), "h.csv")  # QUOTE_ALL
+    assert scored.n + scored.report.n_rejected == len(raw)
+    assert ((scored.probabilities >= 0) & (scored.probabilities <= 1)).all()

@@ -31,9 +31,16 @@ def test_train_score_evaluate(tmp_path: Path, capsys, monkeypatch) -> None:
     assert main(argv) == 0
     printed = capsys.readouterr().out.split()
     assert [v.split("-")[0] for v in printed] == ["baseline", "tuned"]
-    assert {p.name for p in models.iterdir() if not p.name.startswith(".")} == {"baseline", "tuned", "registry.json"}
+    assert {p.name for p in models.iterdir() if not p.name.startswith(".")} == {
+        "baseline",
+        "tuned",
+        "registry.json",
+    }
     tuned = json.loads((models / "tuned" / printed[1] / "meta.json").read_text())
-    assert tuned["metrics"]["grouped"]["split"] == "grouped by NAME" and 0 <= tuned["metrics"]["grouped"]["accuracy"] <= 1
+    assert (
+        tuned["metrics"]["grouped"]["split"] == "grouped by NAME"
+        and 0 <= tuned["metrics"]["grouped"]["accuracy"] <= 1
+    )
     assert tuned["epochs_run"] <= 3
 
     assert main(["models", "list", "--models-dir", str(models), "--json"]) == 0
@@ -48,12 +55,23 @@ def test_train_score_evaluate(tmp_path: Path, capsys, monkeypatch) -> None:
     raw.loc[5, "STATUS"] = "x"
     raw.to_csv(applicants, index=False)
     scored, rejects = tmp_path / "scored.csv", tmp_path / "rejects.csv"
-    assert run_io("score", applicants, scored, models, "--variant", "baseline", "--rejects", str(rejects)) == 0
+    assert (
+        run_io("score", applicants, scored, models, "--variant", "baseline", "--rejects", str(rejects)) == 0
+    )
     result = pd.read_csv(scored, keep_default_na=False)
-    assert list(result.columns[:6]) == ["source_line", "EIN", "NAME", "success_probability", "recommended", "reasons"]
+    assert list(result.columns[:6]) == [
+        "source_line",
+        "EIN",
+        "NAME",
+        "success_probability",
+        "recommended",
+        "reasons",
+    ]
     assert list(result.columns[-2:]) == ["predicted_success", "model_version"]
     assert len(result) == 39 and set(result["model_version"]) == {printed[0]}
-    assert 7 not in set(result["source_line"]) and result["source_line"].tolist() == [n for n in range(2, 42) if n != 7]
+    assert 7 not in set(result["source_line"]) and result["source_line"].tolist() == [
+        n for n in range(2, 42) if n != 7
+    ]
     assert (result["reasons"] != "").all()  # a small file: every row explained
     rej = pd.read_csv(rejects)
     assert rej["source_line"].tolist() == [7] and "STATUS must be 0 or 1" in rej["reason"][0]
@@ -180,7 +198,9 @@ def test_explain_command(models_dir: Path, tmp_path: Path) -> None:
     assert frame["reasons"].str.contains("the chance by").any()
 
 
-def test_ensure_models_retrains_only_missing_variants(models_dir: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+def test_ensure_models_retrains_only_missing_variants(
+    models_dir: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
     import shutil
 
     from core.registry import list_versions, live_version
@@ -241,7 +261,9 @@ def test_large_file_gets_reasons_for_its_most_likely_rows(models_dir: Path, tmp_
     summary, _ = batch.score_file(bundle, src, out, explainer=FieldExplainer(bundle), chunksize=400)
     frame = pd.read_csv(out, keep_default_na=False)
     assert summary.accepted == len(frame) == 1500
-    expected = batch.reason_positions(frame["success_probability"].to_numpy(), frame["source_line"].to_numpy())
+    expected = batch.reason_positions(
+        frame["success_probability"].to_numpy(), frame["source_line"].to_numpy()
+    )
     assert len(expected) == batch.TOP_REASONS
     assert (frame["reasons"] != "").to_numpy().nonzero()[0].tolist() == expected.tolist()
     page = batch.score_upload(bundle, src.read_bytes(), "a.csv")

@@ -56,4 +56,10 @@ def test_rules_are_checked_and_keyed() -> None:
         Rule("budget", budget=-1)
     assert Rule("threshold", threshold=0.5).key() == "threshold:0.500000"
     assert Rule("budget", budget=1000, rank_by="value_per_dollar").key() == "budget:1000.00:value_per_dollar"
-    assert apply_rule(Rule("threshold", threshold=0.9), P, ASK).mask.tolist() == [True, True, False, False, False]
+    assert apply_rule(Rule("threshold", threshold=0.9), P, ASK).mask.tolist() == [
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]

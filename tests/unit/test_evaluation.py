@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from core import evaluation
+from core.errors import BadRequest
 from core.features import normalise_name
 from core.schema import TARGET
 from core.training import grouped_split
@@ -57,7 +58,7 @@ def test_compare_pair_needs_the_same_rows() -> None:
     pair = evaluation.compare_pair("a", base, "b", other)
     assert list(pair["disagreements"][TARGET]) == [0, 1]
     assert {"p_a", "p_b"} <= set(pair["disagreements"].columns)
-    with pytest.raises(ValueError, match="different seeds"):
+    with pytest.raises(BadRequest, match="different seeds"):
         evaluation.compare_pair("a", base, "b", other.assign(row=[4, 5, 6]))
 
 

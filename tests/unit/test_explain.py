@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from sklearn.preprocessing import FunctionTransformer
 
+from core.card import ModelCard
 from core.explain import (
     FieldExplainer,
     explanation_frame,
@@ -22,7 +23,6 @@ from core.explain import (
     reason_codes,
     shap_reference,
 )
-from core.card import ModelCard
 from core.network import Network
 from core.registry import Bundle
 from core.schema import validate

@@ -14,11 +14,15 @@ def sample_csv(n: int = 6, sep: str = ",") -> str:
 
 
 def test_utf8_bom_and_latin1() -> None:
-    text = sample_csv().replace("CLUB", "CLÜB")
-    assert validate(read_table(b"\xef\xbb\xbf" + text.encode("utf-8"))).n_accepted == 6
+    df = generate(6, random_state=2)
+    df.loc[2, "NAME"] = "CLÜB DES AMIS"
+    text = df.to_csv(index=False)
+    utf8 = read_table(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    assert validate(utf8).n_accepted == 6 and utf8.loc[2, "NAME"] == "CLÜB DES AMIS"
+    assert list(utf8.columns)[0] == "EIN"  # the BOM is not part of the first header
     table = read_table(text.encode("latin-1"))
     assert validate(table).n_accepted == 6
-    assert table["NAME"].str.contains("Ü").any() or "CLÜB" not in text
+    assert table.loc[2, "NAME"] == "CLÜB DES AMIS"
 
 
 def test_semicolon_delimiter() -> None:
@@ -65,3 +69,16 @@ def test_header_only_is_a_file_error() -> None:
 def test_missing_file_is_a_file_error(tmp_path) -> None:
     with pytest.raises(FileError, match="not found"):
         read_table(tmp_path / "nope.csv")
+
+
+def test_ragged_row_in_a_late_chunk_is_rejected_with_its_true_line() -> None:
+    from core.reading import iter_chunks
+
+    lines = generate(250, random_state=2).to_csv(index=False).splitlines()
+    lines[231] += ",surplus,fields"  # data row 231 -> spreadsheet line 232
+    data = "\n".join(lines).encode()
+    reports = [validate(chunk, first_line=line) for line, chunk in iter_chunks(data, chunksize=100)]
+    assert sum(r.n_input for r in reports) == 250
+    rejected = [line for r in reports for line in r.rejected["line"]]
+    assert rejected == [232]
+    assert "row has 14 fields but the header has 12" in reports[-1].rejected["reason"].iloc[0]

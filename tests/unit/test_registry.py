@@ -64,7 +64,12 @@ def test_first_training_made_the_best_validated_version_live(models_dir: Path) -
     best = max(cards.values(), key=lambda c: c.validation_accuracy)
     assert live_version(models_dir) == best.version
     [event] = registry.registry_events(models_dir)
-    assert (event.action, event.version, event.previous, event.user) == ("first-training", best.version, None, "system")
+    assert (event.action, event.version, event.previous, event.user) == (
+        "first-training",
+        best.version,
+        None,
+        "system",
+    )
 
 
 def test_round_trip_gives_identical_predictions(models_dir: Path, clean_df: pd.DataFrame) -> None:
@@ -246,7 +251,9 @@ def test_promote_rollback_and_their_record(models_copy: Path) -> None:
         registry.promote(models_copy, other, "ana", "again")
     registry.rollback(models_copy, "ana", "complaints from staff")
     assert live_version(models_copy) == live
-    events = [(e.action, e.version, e.previous, e.user, e.reason) for e in registry.registry_events(models_copy)]
+    events = [
+        (e.action, e.version, e.previous, e.user, e.reason) for e in registry.registry_events(models_copy)
+    ]
     assert events[1:] == [
         ("promote", other, live, "ana", "better on first-time organisations"),
         ("rollback", live, other, "ana", "complaints from staff"),

@@ -1,18 +1,18 @@
-"""Scoring keeps every row accounted for, chunks don't change results, CSVs are formula-safe."""
+"""Scoring keeps every row accounted for with its source line, chunks don't change results, CSVs are safe."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from core.reading import read_table
+from core import batch
+from core.decisions import Rule
+from core.scoring import PREDICTED, PROBABILITY, neutralise, to_csv_bytes
+from core.synthetic import generate, sample_applicants
 from tests.conftest import bundle_of
-from core.scoring import PREDICTED, PROBABILITY, neutralise, score_file, score_frame, to_csv_bytes
-from core.synthetic import sample_applicants
 
 
 @pytest.fixture(scope="module")
@@ -29,39 +29,61 @@ def messy_applicants(n: int = 120) -> pd.DataFrame:
     return raw
 
 
-def test_output_is_input_plus_probability_and_decision(bundle) -> None:
+def upload(raw: pd.DataFrame) -> bytes:
+    return raw.to_csv(index=False).encode()
+
+
+def test_results_are_decision_first_in_file_order(bundle) -> None:
     raw = messy_applicants()
-    result = score_frame(bundle, raw)
-    assert list(result.scored.columns) == list(raw.columns) + [PROBABILITY, PREDICTED]
-    p = result.scored[PROBABILITY]
-    assert p.between(0, 1).all()
-    assert (result.scored[PREDICTED] == (p >= bundle.threshold).astype(int)).all()
-    # input columns unchanged
+    scored = batch.score_upload(bundle, upload(raw), "m.csv")
+    table = batch.results_frame(scored, batch.decide(scored, Rule("threshold", threshold=0.5)))
+    assert list(table.columns) == [
+        "source_line", "EIN", "NAME", PROBABILITY, "recommended", "reasons",
+        "APPLICATION_TYPE", "AFFILIATION", "CLASSIFICATION", "USE_CASE", "ORGANIZATION", "STATUS", "INCOME_AMT",
+        "SPECIAL_CONSIDERATIONS", "ASK_AMT", PREDICTED, "model_version",
+    ]  # fmt: skip
     kept = raw.drop(index=[3, 10, 50]).reset_index(drop=True)
-    pd.testing.assert_frame_equal(result.scored[raw.columns], kept)
+    assert table["source_line"].tolist() == [i + 2 for i in range(120) if i not in (3, 10, 50)]
+    pd.testing.assert_frame_equal(table[list(raw.columns)], kept, check_dtype=False)  # cells as uploaded
+    p = table[PROBABILITY]
+    assert p.between(0, 1).all()
+    assert (table["recommended"] == (p >= 0.5).astype(int)).all()
+    assert (table[PREDICTED] == (p >= bundle.threshold).astype(int)).all()
+    assert set(table["model_version"]) == {bundle.version}
 
 
 def test_rows_are_conserved(bundle) -> None:
-    result = score_frame(bundle, messy_applicants())
-    assert result.report.n_accepted + result.report.n_rejected == 120
-    assert len(result.scored) == result.report.n_accepted == 117
-    assert sorted(result.report.rejected["line"]) == [5, 12, 52]
-    assert 62 in set(result.report.warnings["line"])
+    scored = batch.score_upload(bundle, upload(messy_applicants()), "m.csv")
+    assert scored.n + scored.report.n_rejected == scored.report.n_input == 120
+    assert scored.n == 117
+    assert batch.rejects_frame(scored.report)["source_line"].tolist() == [5, 12, 52]
+    assert 62 in set(scored.report.warnings["line"])
 
 
-def test_chunked_scoring_equals_one_shot(bundle, tmp_path: Path) -> None:
+def test_chunked_cli_scoring_equals_the_page(bundle, tmp_path: Path) -> None:
     raw = messy_applicants(500)
     src = tmp_path / "in.csv"
     raw.to_csv(src, index=False)
-    one = score_frame(bundle, read_table(src))
+    page = batch.score_upload(bundle, src.read_bytes(), "in.csv")
     out, rej = tmp_path / "out.csv", tmp_path / "rej.csv"
-    summary = score_file(bundle, src, out, rejects=rej, chunksize=37)
+    summary, _ = batch.score_file(bundle, src, out, rejects=rej, chunksize=37)
     chunked = pd.read_csv(out, dtype=str, keep_default_na=False)
-    assert summary.rows == 500 and summary.accepted == len(chunked) == one.report.n_accepted
-    np.testing.assert_allclose(chunked[PROBABILITY].astype(float), one.scored[PROBABILITY], atol=1e-6)
-    rejects = pd.read_csv(rej)
-    assert list(rejects["line"]) == list(one.report.rejected["line"])
+    assert summary.rows == 500 and summary.accepted == len(chunked) == page.n
     assert summary.accepted + summary.rejected == summary.rows
+    np.testing.assert_array_equal(chunked[PROBABILITY].astype(float), page.probabilities)
+    assert (
+        pd.read_csv(rej)["source_line"].tolist() == batch.rejects_frame(page.report)["source_line"].tolist()
+    )
+    # same columns and values as the dashboard's download (no reasons asked for here)
+    web = pd.read_csv(
+        __import__("io").BytesIO(
+            batch.results_csv(page, batch.decide(page, Rule("threshold", threshold=bundle.threshold)))
+        ),
+        dtype=str,
+        keep_default_na=False,
+    )
+    assert list(web.columns) == list(chunked.columns)
+    pd.testing.assert_frame_equal(web.drop(columns="reasons"), chunked.drop(columns="reasons"))
 
 
 def test_formula_cells_are_neutralised() -> None:
@@ -79,39 +101,30 @@ def test_scored_csv_of_hostile_names_is_safe(bundle, tmp_path: Path) -> None:
     raw.loc[0, "NAME"] = "=cmd|' /C calc'!A0"
     src, out = tmp_path / "in.csv", tmp_path / "out.csv"
     raw.to_csv(src, index=False)
-    score_file(bundle, src, out)
+    batch.score_file(bundle, src, out)
     written = pd.read_csv(out, dtype=str)
-    assert written.loc[0, "NAME"].startswith("'=")
+    assert written.loc[0, "NAME"] == "'=cmd|' /C calc'!A0"
 
 
-def test_batch_metrics_only_when_target_present(bundle) -> None:
-    from core.synthetic import generate
-
+def test_labels_are_never_a_feature(bundle) -> None:
     labelled = generate(200, random_state=4).astype(str)
-    result = score_frame(bundle, labelled)
-    metrics = result.batch_metrics()
-    assert metrics is not None and metrics["n"] == 200
-    assert score_frame(bundle, labelled.drop(columns=["IS_SUCCESSFUL"])).batch_metrics() is None
-    # the label is never a feature: changing it leaves probabilities unchanged
+    scored = batch.score_upload(bundle, upload(labelled), "l.csv")
+    assert scored.labels().tolist() == labelled["IS_SUCCESSFUL"].astype(float).tolist()
+    assert (
+        batch.score_upload(bundle, upload(labelled.drop(columns=["IS_SUCCESSFUL"])), "u.csv").labels() is None
+    )
     flipped = labelled.assign(IS_SUCCESSFUL=lambda d: (1 - d["IS_SUCCESSFUL"].astype(int)).astype(str))
     np.testing.assert_array_equal(
-        score_frame(bundle, flipped).scored[PROBABILITY], result.scored[PROBABILITY]
+        batch.score_upload(bundle, upload(flipped), "f.csv").probabilities, scored.probabilities
     )
-
-
-def test_score_file_writes_to_a_stream(bundle) -> None:
-    buf = io.StringIO()
-    raw = sample_applicants(10)
-    score_file(bundle, raw.to_csv(index=False).encode(), buf)
-    assert len(pd.read_csv(io.StringIO(buf.getvalue()))) == 10
 
 
 def test_file_without_name_column_scores_every_row_as_new_organisation(bundle) -> None:
     raw = sample_applicants(50, random_state=13).astype(str)
-    without = score_frame(bundle, raw.drop(columns=["NAME"]))
-    blank = score_frame(bundle, raw.assign(NAME=""))
-    assert without.report.n_accepted == 50
-    np.testing.assert_allclose(without.scored[PROBABILITY], blank.scored[PROBABILITY])
+    without = batch.score_upload(bundle, upload(raw.drop(columns=["NAME"])), "a.csv")
+    blank = batch.score_upload(bundle, upload(raw.assign(NAME="")), "b.csv")
+    assert without.n == 50
+    np.testing.assert_allclose(without.probabilities, blank.probabilities)
     assert not bundle.is_seen(raw.drop(columns=["NAME"])).any()
 
 
@@ -119,5 +132,15 @@ def test_ein_is_never_a_feature(bundle) -> None:
     raw = sample_applicants(30, random_state=14).astype(str)
     other = raw.assign(EIN=[str(10**8 + i) for i in range(30)])
     np.testing.assert_array_equal(
-        score_frame(bundle, raw).scored[PROBABILITY], score_frame(bundle, other).scored[PROBABILITY]
+        batch.score_upload(bundle, upload(raw), "a.csv").probabilities,
+        batch.score_upload(bundle, upload(other), "b.csv").probabilities,
     )
+
+
+def test_colliding_input_columns_keep_their_values(bundle) -> None:
+    raw = sample_applicants(5).astype(str).assign(reasons="from the applicant", recommended="yes")
+    scored = batch.score_upload(bundle, upload(raw), "c.csv")
+    table = batch.results_frame(scored, batch.decide(scored, Rule("threshold", threshold=0.5)))
+    assert table["input_REASONS"].tolist() == ["from the applicant"] * 5
+    assert table["input_RECOMMENDED"].tolist() == ["yes"] * 5
+    assert set(table["recommended"]) <= {0, 1}

@@ -47,7 +47,9 @@ def db_url(request, tmp_path: Path) -> str:
     return PG_URL
 
 
-def record(url: str, results: bytes = b"a,b\n1,2\n", user: str = "sam", name: str = "f.csv", sha: str = "") -> str:
+def record(
+    url: str, results: bytes = b"a,b\n1,2\n", user: str = "sam", name: str = "f.csv", sha: str = ""
+) -> str:
     return storage.record_batch(
         user=user,
         file_name=name,
