@@ -19,7 +19,7 @@ def test_utf8_bom_and_latin1() -> None:
     text = df.to_csv(index=False)
     utf8 = read_table(b"\xef\xbb\xbf" + text.encode("utf-8"))
     assert validate(utf8).n_accepted == 6 and utf8.loc[2, "NAME"] == "CLÜB DES AMIS"
-    assert list(utf8.columns)[0] == "EIN"  # the BOM is not part of the first header
+    assert next(iter(utf8.columns)) == "EIN"  # the BOM is not part of the first header
     table = read_table(text.encode("latin-1"))
     assert validate(table).n_accepted == 6
     assert table.loc[2, "NAME"] == "CLÜB DES AMIS"

@@ -39,8 +39,8 @@ def test_results_are_decision_first_in_file_order(bundle) -> None:
     table = batch.results_frame(scored, batch.decide(scored, Rule("threshold", threshold=0.5)))
     assert list(table.columns) == [
         "source_line", "EIN", "NAME", PROBABILITY, "recommended", "reasons",
-        "APPLICATION_TYPE", "AFFILIATION", "CLASSIFICATION", "USE_CASE", "ORGANIZATION", "STATUS", "INCOME_AMT",
-        "SPECIAL_CONSIDERATIONS", "ASK_AMT", PREDICTED, "model_version",
+        "APPLICATION_TYPE", "AFFILIATION", "CLASSIFICATION", "USE_CASE", "ORGANIZATION", "STATUS",
+        "INCOME_AMT", "SPECIAL_CONSIDERATIONS", "ASK_AMT", PREDICTED, "model_version",
     ]  # fmt: skip
     kept = raw.drop(index=[3, 10, 50]).reset_index(drop=True)
     assert table["source_line"].tolist() == [i + 2 for i in range(120) if i not in (3, 10, 50)]

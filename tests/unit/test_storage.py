@@ -3,6 +3,7 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -255,17 +256,15 @@ def test_database_that_never_answers_times_out(monkeypatch) -> None:
     def accept() -> None:
         server.settimeout(0.2)
         while not stop.is_set():
-            try:
+            with contextlib.suppress(OSError):
                 held.append(server.accept()[0])
-            except OSError:
-                pass
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
     monkeypatch.setattr(storage, "CONNECT_TIMEOUT_S", 2)
     started = time.perf_counter()
     try:
-        with pytest.raises(StorageError, match="cannot be reached|could not be read"):
+        with pytest.raises(StorageError, match="cannot be reached"):
             storage.list_batches(f"postgresql+psycopg://u:p@127.0.0.1:{port}/db")
     finally:
         stop.set()
