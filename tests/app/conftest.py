@@ -1,7 +1,12 @@
-"""AppTest fixtures: the app against a temporary home with tiny trained models."""
+"""AppTest fixtures: the app against a temporary home with tiny trained models.
+
+No Streamlit internals are patched: AppTest runs the page scripts of ``pages/`` the way the real
+server does before ``st.navigation`` has run, so the per-page gate is what these tests see.
+"""
 
 from __future__ import annotations
 
+import html
 import shutil
 from pathlib import Path
 
@@ -13,27 +18,11 @@ from core import config
 APP = str(config.PROJECT_ROOT / "app.py")
 
 
-@pytest.fixture(autouse=True)
-def navigation_not_pages_folder(monkeypatch: pytest.MonkeyPatch) -> None:
-    """AppTest re-detects a ``pages/`` folder before every run and then runs pages directly
-    (Streamlit's old multipage mode), skipping app.py's st.navigation router. The real
-    server switches that mode off for good once st.navigation runs; do the same here."""
-    from streamlit.runtime.pages_manager import PagesManager
-
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
-
-
 @pytest.fixture
 def home(screening_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private copy of the trained home (so tests can record batches independently)."""
+    """A private copy of the trained home (so tests can record batches and promote independently)."""
     dest = tmp_path / "home"
-    shutil.copytree(screening_home, dest, ignore=shutil.ignore_patterns("*.db*", "users.json"))
+    shutil.copytree(screening_home, dest, ignore=shutil.ignore_patterns("*.db*", "users.json", "backups", "auth_*"))
     monkeypatch.setenv("SCREENING_HOME", str(dest))
     monkeypatch.delenv("SCREENING_USERS", raising=False)
     monkeypatch.delenv("SCREENING_DB_URL", raising=False)
@@ -53,3 +42,8 @@ def open_page(at: AppTest, page: str) -> AppTest:
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def shown(value: object) -> str:
+    """What a Markdown element's source shows as text (the escaping helper writes entities)."""
+    return html.unescape(str(value))

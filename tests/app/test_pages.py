@@ -2,35 +2,45 @@
 
 from __future__ import annotations
 
-import io
-
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import config
+from core import config, registry, storage
 from core.synthetic import generate, sample_applicants
-from core.variants import VARIANTS
-from tests.app.conftest import open_page
+from tests.app.conftest import open_page, shown
+
+LEAD = ["source_line", "EIN", "NAME", "success_probability", "recommended", "reasons"]
 
 
 def texts(at: AppTest) -> str:
     parts = [m.value for m in at.markdown] + [e.value for e in at.error] + [w.value for w in at.warning]
     parts += [i.value for i in at.info] + [s.value for s in at.success] + [c.value for c in at.caption]
-    return "\n".join(str(p) for p in parts)
+    return "\n".join(shown(p) for p in parts)
 
 
-@pytest.mark.parametrize("page", ["score", "compare", "explain", "train", "history"])
+PAGE_TEXT = {
+    "score": "Upload a file or try the bundled sample",
+    "compare": "Pairwise",
+    "models": "Model card",
+    "explain": "What if?",
+    "train": "Training data",
+    "history": "No batch recorded yet",
+}
+
+
+@pytest.mark.parametrize("page", list(PAGE_TEXT))
 def test_every_page_renders(app: AppTest, page: str) -> None:
     open_page(app, page)
-    assert not app.exception
-    assert app.title[0].value  # a real page, not an empty one
+    visible = texts(app) + "\n".join(s.value for s in app.subheader) + "\n".join(r.label for r in app.radio)
+    assert PAGE_TEXT[page] in visible, visible[:500]
 
 
-def test_sidebar_shows_model_and_demo_banner(app: AppTest) -> None:
-    assert app.sidebar.selectbox(key="variant_choice").value in VARIANTS
+def test_sidebar_shows_the_live_model_and_demo_banner(app: AppTest, home) -> None:
+    live = registry.live_version(home / "models")
+    assert any(shown(c.value).startswith(live) for c in app.sidebar.caption)
     assert any("synthetic" in w.value for w in app.sidebar.warning)
-    assert any(m.label == "Test accuracy" for m in app.sidebar.metric)
+    assert app.sidebar.selectbox(key="sidebar_version").value == live  # the local user is an analyst
 
 
 def upload(at: AppTest, name: str, data: bytes) -> AppTest:
@@ -53,16 +63,18 @@ def metric(at: AppTest, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
 
 
-def test_good_file_gives_results_and_download(app: AppTest) -> None:
+def test_good_file_gives_decision_first_results_and_download(app: AppTest, home) -> None:
     data = sample_applicants(80, random_state=5).to_csv(index=False).encode()
     upload(app, "applicants.csv", data)
     assert metric(app, "Accepted") == "80"
-    results = table_with(app, "success_probability", "selected")
-    assert len(results) == 80
-    assert {"success_probability", "selected", "reasons"} <= set(results.columns)
-    assert results["success_probability"].is_monotonic_decreasing
-    assert results["reasons"].str.contains("the chance by").any()
-    assert any(b.proto.label.startswith("Download scored") for b in app.get("download_button"))
+    results = table_with(app, "success_probability", "recommended")
+    assert list(results.columns[:6]) == LEAD and len(results) == 80
+    assert results["source_line"].tolist() == list(range(2, 82))  # file order by default
+    assert (results["reasons"].str.contains("the chance by")).all()
+    assert set(results["model_version"]) == {registry.live_version(home / "models")}
+    assert [b.proto.label for b in app.get("download_button")] == ["Download scored applicants (CSV)"]
+    app.radio(key="score_order").set_value("Most likely first").run()
+    assert table_with(app, "success_probability", "recommended")["success_probability"].is_monotonic_decreasing
 
 
 def test_bad_file_gives_report_not_traceback(app: AppTest) -> None:
@@ -71,15 +83,15 @@ def test_bad_file_gives_report_not_traceback(app: AppTest) -> None:
     raw.loc[9, "ASK_AMT"] = "-300"
     upload(app, "messy.csv", raw.to_csv(index=False).encode())
     assert metric(app, "Rejected") == "3" and metric(app, "Accepted") == "27"
-    reasons = table_with(app, "reason", "rows")
-    assert reasons["rows"].sum() == 3
-    rejected = table_with(app, "line", "reason", "STATUS")
-    assert sorted(rejected["line"]) == [4, 9, 11]
+    assert table_with(app, "reason", "rows")["rows"].sum() == 3
+    assert sorted(table_with(app, "source_line", "reason", "STATUS")["source_line"]) == [4, 9, 11]
 
 
 def test_not_a_csv_is_one_message(app: AppTest) -> None:
     upload(app, "picture.png", b"\x89PNG\r\n\x1a\n" + bytes(range(200)))
-    assert any("PNG image" in e.value for e in app.error)
+    assert [shown(e.value) for e in app.error] == [
+        "picture.png: This looks like a PNG image, not a CSV. Save or export the sheet as CSV and retry."
+    ]
     with pytest.raises(KeyError):
         table_with(app, "success_probability")
 
@@ -87,21 +99,24 @@ def test_not_a_csv_is_one_message(app: AppTest) -> None:
 def test_missing_column_is_named(app: AppTest) -> None:
     data = sample_applicants(10).drop(columns=["ASK_AMT"]).to_csv(index=False).encode()
     upload(app, "short.csv", data)
-    assert any("ASK_AMT" in e.value and "missing" in e.value for e in app.error)
+    assert any("Required column missing: ASK_AMT" in shown(e.value) for e in app.error)
 
 
 def test_threshold_and_budget_change_the_selection(app: AppTest) -> None:
     upload(app, "a.csv", sample_applicants(60, random_state=2).to_csv(index=False).encode())
+    results = table_with(app, "success_probability", "recommended")
     low = int(metric(app, "Recommended"))
+    assert low == int((results["success_probability"] >= 0.5).sum())
     app.slider(key="score_threshold").set_value(0.95).run()
-    high = int(metric(app, "Recommended"))
-    assert high < low
+    assert int(metric(app, "Recommended")) == int((results["success_probability"] >= 0.95).sum())
     app.radio(key="score_mode").set_value("Budget").run()
+    assert any("Enter the total budget" in i.value for i in app.info)  # nothing chosen before an amount
     app.number_input(key="score_budget").set_value(20000.0).run()
-    chosen = table_with(app, "success_probability", "selected")
-    picked = chosen[chosen["selected"] == 1]
+    chosen = table_with(app, "success_probability", "recommended")
+    picked = chosen[chosen["recommended"] == 1]
     assert pd.to_numeric(picked["ASK_AMT"]).sum() <= 20000
     assert int(metric(app, "Recommended")) == len(picked)
+    assert any("The budget ran out at a chance of" in shown(c.value) for c in app.caption)
 
 
 def test_labelled_batch_shows_accuracy(app: AppTest) -> None:
@@ -109,78 +124,128 @@ def test_labelled_batch_shows_accuracy(app: AppTest) -> None:
     assert any(s.value.startswith("Accuracy on this batch") for s in app.subheader)
 
 
-def test_record_batch_then_history(app: AppTest) -> None:
+def test_recording_is_idempotent_and_its_confirmation_belongs_to_file_version_and_rule(app: AppTest) -> None:
     upload(app, "a.csv", config.SAMPLE_APPLICANTS.read_bytes())
     app.button(key="score_record").click().run()
-    assert any("Recorded as batch" in s.value for s in app.success)
+    [batch] = storage.list_batches()
+    assert [shown(s.value) for s in app.success] == [
+        f"Recorded as batch {batch.id}. See History to re-download or override."
+    ]
+    app.slider(key="score_threshold").set_value(0.7).run()
+    assert not app.success  # another rule: not recorded
+    app.slider(key="score_threshold").set_value(0.5).run()
+    app.button(key="score_record").click().run()  # the same file, version and rule again
+    assert any(f"already recorded with this model version and rule, as batch {batch.id}" in shown(e.value)
+               for e in app.error)  # fmt: skip
+    assert len(storage.list_batches()) == 1
     open_page(app, "history")
     table = table_with(app, "recorded", "rows", "id")
-    assert len(table) == 1 and table.loc[0, "rows"] == 300
+    assert table["id"].tolist() == [batch.id] and table.loc[0, "rows"] == 300
 
 
-def test_compare_shows_all_variants(app: AppTest) -> None:
+def test_compare_shows_every_variant(app: AppTest, home) -> None:
     open_page(app, "compare")
     table = table_with(app, "variant", "accuracy")
-    assert list(table["variant"]) == list(VARIANTS)
+    assert sorted(table["variant"]) == sorted(c.variant for c in registry.list_versions(home / "models")[0].values())
     assert len(app.get("plotly_chart")) >= 6
 
 
-def test_explain_page_what_if(app: AppTest) -> None:
+def test_explain_what_if_shows_the_exact_new_chance(app: AppTest, home) -> None:
+    from core.reading import read_table
+    from core.schema import validate
+
     open_page(app, "explain")
-    before = next(m for m in app.metric if m.label == "Chance of success")
+    bundle = registry.load_bundle(home / "models", registry.live_version(home / "models"))
+    first = validate(read_table(config.SAMPLE_APPLICANTS), known_values=bundle.known_values).accepted.iloc[[0]]
+    before = bundle.predict_proba(first)[0]
+    after = bundle.predict_proba(first.assign(ASK_AMT=5_000_000.0))[0]
     app.number_input(key="whatif_0_ASK_AMT").set_value(5_000_000.0).run()
-    after = next(m for m in app.metric if m.label == "Chance of success")
-    assert not app.exception
-    assert before.value != after.value or before.delta != after.delta
+    chance = next(m for m in app.metric if m.label == "Chance of success")
+    assert chance.value == f"{after:.1%}"
+    assert chance.delta == f"{(after - before) * 100:+.1f} points"
 
 
-def test_train_page_trains_in_background(app: AppTest, home) -> None:
+def test_train_page_needs_a_data_choice_and_makes_a_candidate(app: AppTest, home) -> None:
     from core import jobs
 
+    models = home / "models"
+    live = registry.live_version(models)
+    before = set(registry.list_versions(models)[0])
     open_page(app, "train")
+    assert app.button(key="train_start").disabled  # no data chosen yet
     app.session_state["train_max_epochs"] = 2
     app.multiselect(key="train_variants").set_value(["baseline"]).run()
+    app.radio(key="train_source").set_value("upload").run()
     history = generate(400, random_state=21).to_csv(index=False).encode()
     app.file_uploader(key="train_upload").set_value(("history.csv", history, "text/csv")).run()
-    old_version = pd.read_json(io.StringIO((home / "models/baseline/meta.json").read_text()), typ="series")[
-        "version"
-    ]
     app.button(key="train_start").click().run()
     jobs.wait(120)
     assert jobs.current_job().status == "done", jobs.current_job().error
-    new_version = pd.read_json(io.StringIO((home / "models/baseline/meta.json").read_text()), typ="series")[
-        "version"
+    new = set(registry.list_versions(models)[0]) - before
+    assert len(new) == 1 and next(iter(new)).startswith("baseline-")
+    assert registry.live_version(models) == live  # a candidate, never live by itself
+    open_page(app, "models")
+    [label] = [o for o in app.selectbox(key="models_candidate").options if o.startswith(next(iter(new)))]
+    assert " · not live · acc " in label and label.endswith(" · real data")
+
+
+def test_analyst_promotes_with_a_reason_and_rolls_back(app: AppTest, home) -> None:
+    models = home / "models"
+    live = registry.live_version(models)
+    open_page(app, "models")
+    candidate = app.selectbox(key="models_candidate").value
+    assert candidate != live
+    assert any("Candidate accuracy" == m.label for m in app.metric)  # beside the live model
+    next(b for b in app.button if b.label.startswith("Promote")).click().run()
+    assert any("Promotion needs a reason" in shown(e.value) for e in app.error)
+    assert registry.live_version(models) == live
+    app.text_area(key="models_reason").set_value("Better on first-time organisations")
+    next(b for b in app.button if b.label.startswith("Promote")).click().run()
+    assert registry.live_version(models) == candidate
+    assert any(f"Live model is now {candidate}" in shown(s.value) for s in app.success)
+    app.text_area(key="models_reason").set_value("Staff reported odd scores")
+    next(b for b in app.button if b.label.startswith("Roll back")).click().run()
+    assert registry.live_version(models) == live
+    events = registry.registry_events(models)
+    assert [(e.action, e.user, e.reason) for e in events[1:]] == [
+        ("promote", "local", "Better on first-time organisations"),
+        ("rollback", "local", "Staff reported odd scores"),
     ]
-    assert new_version != old_version
-    open_page(app, "compare")
-    assert "baseline" in list(table_with(app, "variant", "accuracy")["variant"])
 
 
-def test_choosing_a_model_in_the_sidebar_scores_with_it(app: AppTest) -> None:
-    app.sidebar.selectbox(key="variant_choice").set_value("baseline").run()
-    assert app.session_state["variant"] == "baseline"
+def test_choosing_another_version_scores_with_it_and_the_record_says_not_live(app: AppTest, home) -> None:
+    models = home / "models"
+    other = registry.resolve_version(models, variant="baseline")
+    assert other != registry.live_version(models)
+    app.sidebar.selectbox(key="sidebar_version").set_value(other).run()
+    assert any("Not the live model" in w.value for w in app.sidebar.warning)
     upload(app, "a.csv", sample_applicants(20, random_state=3).to_csv(index=False).encode())
-    assert app.session_state["variant"] == "baseline"
-    assert app.sidebar.selectbox(key="variant_choice").value == "baseline"
-    assert any("baseline-" in c.value for c in app.sidebar.caption)
-    _key, result = app.session_state["score_result"]
-    assert result.variant == "baseline"
+    assert set(table_with(app, "success_probability", "recommended")["model_version"]) == {other}
+    app.button(key="score_record").click().run()
+    [rec] = storage.list_batches()
+    assert (rec.version, rec.live) == (other, 0)
 
 
-def test_override_in_history_shows_in_batch_and_download(app: AppTest) -> None:
-    from core import storage
-
+def test_override_by_applicant_shows_at_once_and_can_be_undone(app: AppTest) -> None:
     upload(app, "a.csv", sample_applicants(15, random_state=4).to_csv(index=False).encode())
     app.button(key="score_record").click().run()
     open_page(app, "history")
     first = storage.list_batches()[0]
     original, _ = storage.batch_files(first.id)
-    app.number_input(key="override_row").set_value(3)
-    app.radio(key="override_decision").set_value("Do not fund")
+    app.selectbox(key="override_row").set_value(5)
+    app.radio(key="override_decision").set_value("Decline (do not fund)")
     app.text_area(key="override_reason").set_value("Funded twice this year already")
     next(b for b in app.button if b.label == "Save override").click().run()
     assert not app.exception
-    rows = table_with(app, "override_decision", "override_reason")
-    assert rows.loc[2, "override_decision"] == "0" and rows.loc[2, "override_by"] == "local"
-    assert rows.loc[2, "override_reason"] == "Funded twice this year already"
+    assert [s.value for s in app.success] == ["Override saved for line 5: decline."]
+    rows = table_with(app, "override", "override_reason").set_index("source_line")
+    assert rows.loc["5", "override"] == "decline" and rows.loc["5", "final_decision"] == 0
+    assert rows.loc["5", "override_by"] == "local" and rows.loc["5", "override_reason"] == "Funded twice this year already"
+    app.selectbox(key="override_row").set_value(5)
+    app.radio(key="override_decision").set_value("Undo the override")
+    app.text_area(key="override_reason").set_value("Entered on the wrong applicant")
+    next(b for b in app.button if b.label == "Save override").click().run()
+    rows = table_with(app, "override", "override_reason").set_index("source_line")
+    assert rows.loc["5", "override"] == "none"
+    assert rows.loc["5", "final_decision"] == int(rows.loc["5", "recommended"])
     assert storage.batch_files(first.id)[0] == original  # the first-produced results never change
