@@ -22,7 +22,9 @@ APP = str(config.PROJECT_ROOT / "app.py")
 def home(screening_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private copy of the trained home (so tests can record batches and promote independently)."""
     dest = tmp_path / "home"
-    shutil.copytree(screening_home, dest, ignore=shutil.ignore_patterns("*.db*", "users.json", "backups", "auth_*"))
+    shutil.copytree(
+        screening_home, dest, ignore=shutil.ignore_patterns("*.db*", "users.json", "backups", "auth_*")
+    )
     monkeypatch.setenv("SCREENING_HOME", str(dest))
     monkeypatch.delenv("SCREENING_USERS", raising=False)
     monkeypatch.delenv("SCREENING_DB_URL", raising=False)

@@ -74,7 +74,9 @@ def test_good_file_gives_decision_first_results_and_download(app: AppTest, home)
     assert set(results["model_version"]) == {registry.live_version(home / "models")}
     assert [b.proto.label for b in app.get("download_button")] == ["Download scored applicants (CSV)"]
     app.radio(key="score_order").set_value("Most likely first").run()
-    assert table_with(app, "success_probability", "recommended")["success_probability"].is_monotonic_decreasing
+    assert table_with(app, "success_probability", "recommended")[
+        "success_probability"
+    ].is_monotonic_decreasing
 
 
 def test_bad_file_gives_report_not_traceback(app: AppTest) -> None:
@@ -146,7 +148,9 @@ def test_recording_is_idempotent_and_its_confirmation_belongs_to_file_version_an
 def test_compare_shows_every_variant(app: AppTest, home) -> None:
     open_page(app, "compare")
     table = table_with(app, "variant", "accuracy")
-    assert sorted(table["variant"]) == sorted(c.variant for c in registry.list_versions(home / "models")[0].values())
+    assert sorted(table["variant"]) == sorted(
+        c.variant for c in registry.list_versions(home / "models")[0].values()
+    )
     assert len(app.get("plotly_chart")) >= 6
 
 
@@ -156,7 +160,9 @@ def test_explain_what_if_shows_the_exact_new_chance(app: AppTest, home) -> None:
 
     open_page(app, "explain")
     bundle = registry.load_bundle(home / "models", registry.live_version(home / "models"))
-    first = validate(read_table(config.SAMPLE_APPLICANTS), known_values=bundle.known_values).accepted.iloc[[0]]
+    first = validate(read_table(config.SAMPLE_APPLICANTS), known_values=bundle.known_values).accepted.iloc[
+        [0]
+    ]
     before = bundle.predict_proba(first)[0]
     after = bundle.predict_proba(first.assign(ASK_AMT=5_000_000.0))[0]
     app.number_input(key="whatif_0_ASK_AMT").set_value(5_000_000.0).run()
@@ -195,7 +201,7 @@ def test_analyst_promotes_with_a_reason_and_rolls_back(app: AppTest, home) -> No
     open_page(app, "models")
     candidate = app.selectbox(key="models_candidate").value
     assert candidate != live
-    assert any("Candidate accuracy" == m.label for m in app.metric)  # beside the live model
+    assert any(m.label == "Candidate accuracy" for m in app.metric)  # beside the live model
     next(b for b in app.button if b.label.startswith("Promote")).click().run()
     assert any("Promotion needs a reason" in shown(e.value) for e in app.error)
     assert registry.live_version(models) == live
@@ -240,7 +246,10 @@ def test_override_by_applicant_shows_at_once_and_can_be_undone(app: AppTest) -> 
     assert [s.value for s in app.success] == ["Override saved for line 5: decline."]
     rows = table_with(app, "override", "override_reason").set_index("source_line")
     assert rows.loc["5", "override"] == "decline" and rows.loc["5", "final_decision"] == 0
-    assert rows.loc["5", "override_by"] == "local" and rows.loc["5", "override_reason"] == "Funded twice this year already"
+    assert (
+        rows.loc["5", "override_by"] == "local"
+        and rows.loc["5", "override_reason"] == "Funded twice this year already"
+    )
     app.selectbox(key="override_row").set_value(5)
     app.radio(key="override_decision").set_value("Undo the override")
     app.text_area(key="override_reason").set_value("Entered on the wrong applicant")
