@@ -11,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core import config
-from pages.common import login_view, signed_in_user
+from pages.common import show_login_only, signed_in_user
 
 st.set_page_config(
     page_title="Alphabet Soup Screening",
@@ -21,7 +21,7 @@ st.set_page_config(
 
 user = signed_in_user()
 if user is None:
-    st.navigation([st.Page(login_view, title="Sign in", icon=":material/login:", url_path="signin")]).run()
+    show_login_only()
 else:
     pages = [
         st.Page("pages/score.py", title="Score", icon=":material/fact_check:", default=True),

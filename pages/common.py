@@ -27,6 +27,7 @@ from core.errors import BundleError, ScreeningError
 from core.text import safe_text
 
 log = logging.getLogger("screening")
+PAGE_NAMES = ("score", "history", "explain", "compare", "models", "train")
 SESSION_IDLE_S = float(os.environ.get("SCREENING_SESSION_IDLE_MINUTES", "30")) * 60
 
 
@@ -98,12 +99,24 @@ def login_view() -> None:
     st.caption("A page reload asks you to sign in again; sessions also end after inactivity.")
 
 
+def show_login_only() -> None:
+    """Serve the sign-in form as the app's only page, then stop.
+
+    A page script runs on its own (Streamlit's multipage folder mode) until ``st.navigation`` has
+    run once in the process: declaring the navigation here switches that mode off and replaces its
+    list of page links with the sign-in page alone."""
+    pages = [st.Page(login_view, title="Sign in", icon=":material/login:", url_path="signin", default=True)]
+    # every page's address answers with the sign-in form too (no "page not found" over it)
+    pages += [st.Page(login_view, title="Sign in", url_path=name) for name in PAGE_NAMES]
+    st.navigation(pages, position="hidden").run()
+    st.stop()
+
+
 def page_setup(permission: str) -> User:
     """Gate + role check + sidebar; the first call of every page script."""
     user = signed_in_user()
     if user is None:
-        login_view()
-        st.stop()
+        show_login_only()
     if not user.can(permission):
         st.error(f"Your role ({user.role}) cannot {permission}. Ask an analyst account for access.")
         st.stop()

@@ -94,7 +94,8 @@ def test_pages_enforce_roles_themselves(accounts, page: str) -> None:
     at.session_state["user"] = auth.User("sam", "staff")
     at.session_state["user_seen"] = time.time()
     at.run()
-    assert [e.value for e in at.error] == [f"Your role (staff) cannot {'compare' if page == 'models' else page}. "
+    needed = "compare" if page == "models" else page
+    assert [e.value for e in at.error] == [f"Your role (staff) cannot {needed}. "
                                            "Ask an analyst account for access."]  # fmt: skip
     assert not at.file_uploader and not at.get("plotly_chart") and not at.dataframe
 

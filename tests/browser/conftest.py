@@ -36,11 +36,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(home: Path, port: int) -> subprocess.Popen:
+def start_server(home: Path, port: int, users: str | None = None) -> subprocess.Popen:
+    """``streamlit run serve.py`` as ``make run`` starts it (accounts from ``users`` when given)."""
     env = {**os.environ, "SCREENING_HOME": str(home)}
     env.pop("SCREENING_USERS", None)
+    if users:
+        env["SCREENING_USERS"] = users
     return subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+        [sys.executable, "-m", "streamlit", "run", "serve.py", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
         cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -64,7 +67,7 @@ def server(screening_home: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         pytest.skip("Debian chromium is not installed (.ci/run installs it)")
     pytest.importorskip("playwright.sync_api")
     home = tmp_path_factory.mktemp("browser") / "home"
-    shutil.copytree(screening_home, home, ignore=shutil.ignore_patterns("*.db*"))
+    shutil.copytree(screening_home, home, ignore=shutil.ignore_patterns("*.db*", "backups", "auth_*"))
     port = free_port()
     proc = start_server(home, port)
     try:
@@ -101,3 +104,19 @@ def shot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+    assert proc.returncode is not None
+
+
+def chromium_available() -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (.ci/run installs it)")
+    pytest.importorskip("playwright.sync_api")

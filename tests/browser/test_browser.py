@@ -28,23 +28,31 @@ def test_score_sample_and_download(server: str, page, tmp_path: Path) -> None:
     shot(page, "02-score-results")
     with page.expect_download(timeout=TIMEOUT) as info:
         page.get_by_role("button", name="Download scored applicants (CSV)").click()
+    assert info.value.suggested_filename == "scored_sample_applicants.csv"
     target = tmp_path / "scored.csv"
     info.value.save_as(target)
     scored = pd.read_csv(target)
     sample = pd.read_csv(config.SAMPLE_APPLICANTS)
-    assert len(scored) == len(sample)
-    assert set(sample.columns) <= set(scored.columns)
-    assert {"success_probability", "recommended", "reasons"} <= set(scored.columns)
+    assert list(scored.columns[:6]) == [
+        "source_line",
+        "EIN",
+        "NAME",
+        "success_probability",
+        "recommended",
+        "reasons",
+    ]
+    assert scored["source_line"].tolist() == list(range(2, len(sample) + 2))
+    assert scored["EIN"].tolist() == sample["EIN"].tolist()
     assert scored["success_probability"].between(0, 1).all()
-    assert sorted(scored["EIN"]) == sorted(sample["EIN"])
 
 
 # page link -> text that shows once the page has finished rendering
 PAGES = {
     "Compare": "Pairwise",
+    "Models": "Model card",
     "Explain": "What if?",
-    "Train": "Train model variants",
-    "History": "Scored batches",
+    "Train": "Training data",
+    "History": "No batch recorded yet",
 }
 
 
