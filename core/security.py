@@ -60,9 +60,9 @@ class SecurityHeaders:
 
         async def with_headers(message) -> None:
             if message["type"] == "http.response.start":
-                names = {k.lower() for k, _ in message.get("headers", [])}
-                message = {**message, "headers": [*message.get("headers", []),
-                                                  *[(k, v) for k, v in HEADERS if k not in names]]}  # fmt: skip
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                message = {**message, "headers": headers + [(k, v) for k, v in HEADERS if k not in names]}
             await send(message)
 
         await self.app(scope, receive, with_headers)
