@@ -42,6 +42,7 @@ bench: models ## run the benchmarks on ../shared/data/charity_train.csv
 	$(PY) bench/holdout.py
 	$(PY) bench/explain.py
 	$(PY) bench/app.py
+	$(PY) bench/memory.py
 
 clean: ## remove the virtual environment and runtime data
 	rm -rf $(VENV) var

@@ -23,3 +23,11 @@ def require_data() -> Path:
     if not DATA.exists():
         sys.exit(f"benchmark needs the real history at {DATA}")
     return DATA
+
+
+def rss_mb(pid: int) -> float:
+    """Current resident memory of another process (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")

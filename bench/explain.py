@@ -19,20 +19,22 @@ import pandas as pd
 from _common import require_data
 
 from core.explain import FieldExplainer
-from core.registry import load_bundle
+from core.registry import load_bundle, resolve_version
 from core.schema import TARGET, validate
 from core.variants import VARIANTS
 from core.workflow import load_training_data, train_variants
 
 
 def kernel_seconds_per_applicant(bundle, applicants: pd.DataFrame, n: int = 20) -> float:
+    import keras
     import shap
 
     from core.training import predict_matrix
 
+    model = keras.models.load_model(bundle.path / "model.keras", compile=False)
     background = bundle.transform(bundle.background())
     x = bundle.transform(applicants.iloc[:n])
-    explainer = shap.KernelExplainer(lambda m: predict_matrix(bundle.model, m.astype(np.float32)), background)
+    explainer = shap.KernelExplainer(lambda m: predict_matrix(model, m.astype(np.float32)), background)
     started = time.perf_counter()
     explainer.shap_values(x, silent=True)
     return (time.perf_counter() - started) / n
@@ -53,7 +55,7 @@ def main() -> None:
         ours: dict[str, float] = {}
         print(f"{'variant':<14}{'fields':>7}{'1000 applicants s':>19}{'max additivity err':>20}")
         for name in [v for v in VARIANTS if (models / v).is_dir()]:
-            bundle = load_bundle(models, name)
+            bundle = load_bundle(models, resolve_version(models, variant=name))
             started = time.perf_counter()
             attr = FieldExplainer(bundle).explain(applicants)
             wall = time.perf_counter() - started
@@ -61,7 +63,7 @@ def main() -> None:
             err = np.abs(attr.base_value + attr.values.sum(axis=1) - bundle.predict_proba(applicants)).max()
             print(f"{name:<14}{len(attr.fields):>7}{wall:>19.2f}{err:>20.1e}")
         for name in [v for v in args.kernel_variants.split(",") if v]:
-            bundle = load_bundle(models, name)
+            bundle = load_bundle(models, resolve_version(models, variant=name))
             per = kernel_seconds_per_applicant(bundle, applicants)
             print(
                 f"KernelExplainer [{name}, {len(bundle.feature_fields)} one-hot columns, 100-row bg]: "

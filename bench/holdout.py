@@ -23,7 +23,7 @@ from sklearn.model_selection import train_test_split
 
 from core.evaluation import evaluate_predictions
 from core.features import known_names, seen_mask
-from core.registry import load_bundle
+from core.registry import load_bundle, resolve_version
 from core.schema import TARGET
 from core.workflow import load_training_data, train_variants
 
@@ -61,7 +61,7 @@ def main() -> None:
             train_variants(replace(data, frame=file), variants, seed=seed, models_dir=models)
             elapsed = time.perf_counter() - started
             for variant in variants:
-                bundle = load_bundle(models, variant)
+                bundle = load_bundle(models, resolve_version(models, variant=variant))
                 rep = evaluate_predictions(hold[TARGET].to_numpy(), bundle.predict_proba(hold), seen=seen)
                 out = res[variant]
                 for m in ("accuracy", "roc_auc", "log_loss", "ece"):

@@ -1,7 +1,8 @@
 """Score a 1,000,000-row file made by resampling the real history.
 
-Reports wall time and peak memory of ``core.scoring.score_file`` (goal: <= 15 s, <= 2 GB)
-and the ratio against the naive way (read all, pd.get_dummies, model.predict).
+Reports wall time and peak memory of ``python -m core score``'s code path (``core.batch.score_file``
+with reasons for the most likely rows; goal: <= 15 s, <= 2 GB) and the ratio against the naive way
+(read all, pd.get_dummies, Keras model.predict).
 
     .venv/bin/python bench/score.py [--rows N] [--variant NAME]
 """
@@ -20,18 +21,20 @@ CHILD = """
 import sys, time, resource
 sys.path.insert(0, {root!r})
 mode, models, variant, src, out = sys.argv[1:6]
-from core.registry import load_bundle
-bundle = load_bundle(models, variant)
+from core.registry import load_bundle, resolve_version
+bundle = load_bundle(models, resolve_version(models, variant=variant))
 started = time.perf_counter()
 if mode == "ours":
-    from core.scoring import score_file
-    score_file(bundle, src, out)
+    from core.batch import score_file
+    from core.explain import FieldExplainer
+    score_file(bundle, src, out, explainer=FieldExplainer(bundle))
 else:
-    import numpy as np, pandas as pd
+    import numpy as np, pandas as pd, keras
+    model = keras.models.load_model(bundle.path / "model.keras", compile=False)
     df = pd.read_csv(src)
     x = pd.get_dummies(df.drop(columns=["EIN", "NAME"]))
-    x = x.reindex(columns=range(len(bundle.meta["feature_names"])), fill_value=0).astype("float32")
-    p = bundle.model.predict(x.to_numpy(), verbose=0)
+    x = x.reindex(columns=range(len(bundle.card.feature_names)), fill_value=0).astype("float32")
+    p = model.predict(x.to_numpy(), verbose=0)
     df.assign(p=p[:, 0]).to_csv(out, index=False)
 wall = time.perf_counter() - started
 print(wall, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)

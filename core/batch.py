@@ -132,20 +132,35 @@ def score_upload(
             reports.append(report)
             if progress:
                 progress(sum(r.n_input for r in reports))
-    feats = pd.concat(features, ignore_index=True)
+    feats = compact(pd.concat(features, ignore_index=True).drop(columns=[ID_FIELD], errors="ignore"))
     return ScoredBatch(
         file_name=file_name,
         file_sha256=hashlib.sha256(blob).hexdigest(),
         variant=bundle.variant,
         version=bundle.version,
         threshold=bundle.threshold,
-        inputs=pd.concat(inputs, ignore_index=True),
+        inputs=compact(pd.concat(inputs, ignore_index=True)),
         features=feats,
         source_lines=np.concatenate(lines),
         probabilities=np.concatenate(probs),
         report=ValidationReport.concat(reports),
         reasons=np.full(len(feats), "", dtype=object),
     )
+
+
+def compact(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text columns as categories (few distinct values) or Arrow strings: a session holds a batch in
+    about the size of its file instead of several times it (Python string objects)."""
+    out = {}
+    for col in frame.columns:
+        values = frame[col]
+        if values.dtype == object or pd.api.types.is_string_dtype(values):
+            distinct = values.nunique(dropna=False)
+            values = (
+                values.astype("category") if distinct <= max(64, len(values) // 2) else values.astype("str")
+            )
+        out[col] = values
+    return pd.DataFrame(out, index=frame.index)
 
 
 def reason_positions(probabilities: np.ndarray, source_lines: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ import os
 import re
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -274,6 +274,9 @@ def download_name(prefix: str, source_name: str, suffix: str = "csv") -> str:
     return f"{prefix}_{stem}.{suffix}"
 
 
-def csv_download(label: str, data: bytes, file_name: str, key: str, where: object = st) -> None:
-    """A CSV download button (``where``: a column or st itself)."""
-    where.download_button(label, data, file_name=file_name, mime="text/csv", key=key)
+def csv_download(
+    label: str, data: bytes | Callable[[], bytes], file_name: str, key: str, where: object = st
+) -> None:
+    """A CSV download button (``where``: a column or st itself). ``data`` may be a function: the file is
+    then made only when someone downloads it, not held in memory on every run."""
+    where.download_button(label, data, file_name=file_name, mime="text/csv", key=key, on_click="ignore")

@@ -7,7 +7,7 @@ import streamlit as st
 from core import batch as batches
 from core import decisions, plots
 from core.errors import FileError
-from core.scoring import PROBABILITY, to_csv_bytes
+from core.scoring import PROBABILITY
 from core.text import safe_text
 from pages.common import (
     csv_download,
@@ -100,7 +100,7 @@ if report.n_rejected:
         st.dataframe(batches.rejects_frame(report), hide_index=True, key="score_rejected")
     csv_download(
         "Download rejected rows (CSV)",
-        scored.rejects_csv(),
+        scored.rejects_csv,
         download_name("rejects", source_name),
         "score_rejects_download",
     )
@@ -197,9 +197,11 @@ if metrics:
     st.plotly_chart(plots.confusion_matrix_figure(metrics["confusion"]), key="score_confusion")
 
 # -- download and record -------------------------------------------------------------------------
-results_csv = to_csv_bytes(table)
 csv_download(
-    "Download scored applicants (CSV)", results_csv, download_name("scored", source_name), "score_download"
+    "Download scored applicants (CSV)",
+    lambda: batches.results_csv(scored, selection),
+    download_name("scored", source_name),
+    "score_download",
 )
 _, _, live = versions()
 record_key = (scored.file_sha256, scored.version, rule.key())

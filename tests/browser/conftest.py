@@ -36,7 +36,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(home: Path, port: int, users: str | None = None) -> subprocess.Popen:
+def start_server(
+    home: Path, port: int, users: str | None = None, extra: list[str] | None = None
+) -> subprocess.Popen:
     """``streamlit run serve.py`` as ``make run`` starts it (accounts from ``users`` when given)."""
     env = {**os.environ, "SCREENING_HOME": str(home)}
     env.pop("SCREENING_USERS", None)
@@ -44,7 +46,8 @@ def start_server(home: Path, port: int, users: str | None = None) -> subprocess.
         env["SCREENING_USERS"] = users
     return subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "serve.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
+         *(extra or [])],
         cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
 

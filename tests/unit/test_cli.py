@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -269,3 +270,74 @@ def test_large_file_gets_reasons_for_its_most_likely_rows(models_dir: Path, tmp_
     page = batch.score_upload(bundle, src.read_bytes(), "a.csv")
     np_equal = (page.probabilities == frame["success_probability"].to_numpy()).all()
     assert np_equal and (page.source_lines == frame["source_line"].to_numpy()).all()
+
+
+def test_recorded_batch_rescored_with_its_version_is_byte_identical(
+    models_dir: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    import shutil
+
+    from core import registry, storage
+
+    home = tmp_path / "home"
+    shutil.copytree(models_dir.parent, home, ignore=shutil.ignore_patterns("*.db*", "backups"))
+    monkeypatch.setenv("SCREENING_HOME", str(home))
+    models = home / "models"
+    src, out, again = tmp_path / "a.csv", tmp_path / "o.csv", tmp_path / "again.csv"
+    sample_applicants(60, random_state=8).to_csv(src, index=False)
+    capsys.readouterr()
+    assert run_io("score", src, out, models, "--record", "--user", "sam") == 0
+    batch_id = capsys.readouterr().out.strip()
+    record = storage.get_batch(batch_id)
+    assert record.version == registry.live_version(models) and record.live == 1
+    other = registry.resolve_version(models, variant="baseline")
+    registry.promote(models, other, "ana", "a later promotion")
+    assert run_io("score", src, again, models, "--version", record.version) == 0
+    assert again.read_bytes() == storage.batch_files(batch_id)[0] == out.read_bytes()
+
+
+def test_scoring_while_training_and_promoting_gives_one_version_per_batch(
+    models_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import shutil
+    import threading
+
+    from core import registry
+
+    home = tmp_path / "home"
+    shutil.copytree(models_dir.parent, home, ignore=shutil.ignore_patterns("*.db*", "backups"))
+    monkeypatch.setenv("SCREENING_HOME", str(home))
+    models = home / "models"
+    history = tmp_path / "h.csv"
+    generate(600, random_state=3).to_csv(history, index=False)
+    trainer = subprocess.Popen(
+        [sys.executable, "-m", "core", "train", "--data", str(history), "--models-dir", str(models),
+         "--variants", "baseline,l2", "--max-epochs", "2", "--quiet"],
+        cwd=config.PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    versions = [registry.resolve_version(models, variant=v) for v in ("tuned", "baseline")]
+    stop = threading.Event()
+
+    def flip() -> None:
+        i = 0
+        while not stop.is_set():
+            registry.promote(models, versions[i % 2], "ana", f"flip {i}")
+            i += 1
+            time.sleep(0.05)
+
+    flipper = threading.Thread(target=flip)
+    flipper.start()
+    src = tmp_path / "a.csv"
+    sample_applicants(200, random_state=2).to_csv(src, index=False)
+    seen = []
+    try:
+        for i in range(8):
+            out = tmp_path / f"o{i}.csv"
+            assert run_io("score", src, out, models) == 0
+            seen.append(set(pd.read_csv(out)["model_version"]))
+    finally:
+        stop.set()
+        flipper.join()
+        trainer.wait(300)
+    assert trainer.returncode == 0
+    assert all(len(s) == 1 and s <= set(versions) for s in seen)

@@ -144,3 +144,32 @@ def test_colliding_input_columns_keep_their_values(bundle) -> None:
     assert table["input_REASONS"].tolist() == ["from the applicant"] * 5
     assert table["input_RECOMMENDED"].tolist() == ["yes"] * 5
     assert set(table["recommended"]) <= {0, 1}
+
+
+def test_serving_never_imports_tensorflow(models_dir: Path, tmp_path: Path) -> None:
+    """Score, explain and what-if through the CLI's code path in a fresh process: no TensorFlow or Keras."""
+    import json
+    import subprocess
+    import sys
+
+    from core import config
+
+    code = (
+        "import json, sys; from core.cli import main\n"
+        "assert main(['score', '--input', sys.argv[1], '--output', sys.argv[2]]) == 0\n"
+        "assert main(['explain', '--input', sys.argv[1], '--output', sys.argv[3], '--rows', '5']) == 0\n"
+        "import core.batch, core.registry, core.explain, core.storage, core.evaluation, core.plots\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'core'))))\n"
+    )
+    args = [str(config.SAMPLE_APPLICANTS), str(tmp_path / "o.csv"), str(tmp_path / "e.csv")]
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        cwd=config.PROJECT_ROOT,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    modules = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert [m for m in modules if not m.startswith("core")] == []
+    assert "core.training" not in modules and "core.workflow" not in modules
