@@ -159,7 +159,8 @@ def test_serving_never_imports_tensorflow(models_dir: Path, tmp_path: Path) -> N
         "assert main(['score', '--input', sys.argv[1], '--output', sys.argv[2]]) == 0\n"
         "assert main(['explain', '--input', sys.argv[1], '--output', sys.argv[3], '--rows', '5']) == 0\n"
         "import core.batch, core.registry, core.explain, core.storage, core.evaluation, core.plots\n"
-        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'core'))))\n"
+        "roots = ('tensorflow', 'keras', 'core')\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in roots)))\n"
     )
     args = [str(config.SAMPLE_APPLICANTS), str(tmp_path / "o.csv"), str(tmp_path / "e.csv")]
     proc = subprocess.run(
