@@ -8,9 +8,21 @@ one of ``server.allowedHosts`` (DNS rebinding). See README, "Security model".
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+
 import streamlit as st
 from starlette.middleware import Middleware
 
 from core.security import SecurityHeaders
+
+# A long-running server should give memory back after a large upload: a fixed mmap threshold keeps
+# glibc from growing it (large arrays then return to the system when freed), and a low trim threshold
+# and two arenas keep freed heap from piling up (bench/memory.py measures it).
+with contextlib.suppress(OSError, AttributeError):
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
+    libc.mallopt(-1, 128 * 1024)  # M_TRIM_THRESHOLD
+    libc.mallopt(-8, 2)  # M_ARENA_MAX
 
 app = st.App("app.py", middleware=[Middleware(SecurityHeaders)])

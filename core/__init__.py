@@ -6,3 +6,6 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # also keeps CPU results reproducible
+# Arrow (pandas' string columns) allocates through malloc, so memory freed after a large upload can
+# be handed back to the system (core.batch.release_memory) instead of staying in Arrow's own pool.
+os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")

@@ -133,7 +133,7 @@ def score_upload(
             if progress:
                 progress(sum(r.n_input for r in reports))
     feats = compact(pd.concat(features, ignore_index=True).drop(columns=[ID_FIELD], errors="ignore"))
-    return ScoredBatch(
+    scored = ScoredBatch(
         file_name=file_name,
         file_sha256=hashlib.sha256(blob).hexdigest(),
         variant=bundle.variant,
@@ -146,6 +146,52 @@ def score_upload(
         report=ValidationReport.concat(reports),
         reasons=np.full(len(feats), "", dtype=object),
     )
+    del reports, inputs, features, lines, probs
+    release_memory()
+    return scored
+
+
+def release_memory() -> None:
+    """Hand memory freed by a large batch back to the system (a long-running server otherwise keeps
+    the high-water mark of every upload)."""
+    import contextlib
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+@dataclass
+class Duplicates:
+    """Repeated applicants within one upload (EIN repeated, or whole rows identical)."""
+
+    repeated_ein_rows: int  # rows whose EIN appears more than once
+    repeated_ein_lines: list[int]  # the first such lines
+    identical_rows: int  # rows identical to an earlier row in every column
+    identical_lines: list[int]
+
+
+def duplicates(batch: ScoredBatch, show: int = 10) -> Duplicates:
+    """Which accepted rows repeat an EIN or a whole earlier row."""
+    lines = batch.source_lines
+    ein = batch.inputs[ID_FIELD].astype("str").str.strip() if ID_FIELD in batch.inputs else None
+    if ein is not None:
+        repeated = (ein.duplicated(keep=False) & (ein != "")).to_numpy()
+    else:
+        repeated = np.zeros(batch.n, dtype=bool)
+    same = batch.inputs.astype("str").duplicated(keep="first").to_numpy() if batch.n else repeated
+    return Duplicates(
+        int(repeated.sum()), lines[repeated][:show].tolist(), int(same.sum()), lines[same][:show].tolist()
+    )
+
+
+def seen_before(batch: ScoredBatch, recent_eins: set[str]) -> np.ndarray:
+    """Rows whose EIN is among those of recently recorded batches."""
+    if ID_FIELD not in batch.inputs or not recent_eins:
+        return np.zeros(batch.n, dtype=bool)
+    return batch.inputs[ID_FIELD].astype("str").str.strip().isin(recent_eins).to_numpy()
 
 
 def compact(frame: pd.DataFrame) -> pd.DataFrame:
@@ -230,16 +276,30 @@ def _results(
     return out
 
 
-def results_frame(batch: ScoredBatch, selection: decisions.Selection) -> pd.DataFrame:
-    """The results table in file order (the screen and every download)."""
+def results_frame(
+    batch: ScoredBatch, selection: decisions.Selection, positions: np.ndarray | None = None
+) -> pd.DataFrame:
+    """The results table in file order (every download), or only the rows at ``positions`` in that
+    order (what a screen shows)."""
+    if positions is None:
+        positions = np.arange(batch.n)
     return _results(
-        batch.inputs, batch.source_lines, batch.probabilities, selection.mask, batch.reasons,
-        batch.threshold, batch.version,
+        batch.inputs.iloc[positions], batch.source_lines[positions], batch.probabilities[positions],
+        selection.mask[positions], batch.reasons[positions], batch.threshold, batch.version,
     )  # fmt: skip
 
 
+def display_positions(batch: ScoredBatch, by_chance: bool, limit: int) -> np.ndarray:
+    """The rows a screen shows: the first ``limit`` in file order, or the ``limit`` most likely."""
+    if by_chance:
+        return np.lexsort((batch.source_lines, -batch.probabilities))[:limit]
+    return np.arange(min(batch.n, limit))
+
+
 def results_csv(batch: ScoredBatch, selection: decisions.Selection) -> bytes:
-    return to_csv_bytes(results_frame(batch, selection))
+    data = to_csv_bytes(results_frame(batch, selection))
+    release_memory()
+    return data
 
 
 def record(

@@ -12,11 +12,27 @@ import plotly.graph_objects as go
 from core.schema import FIELD_LABELS
 from core.text import safe_text
 
-PALETTE = ["#2E7D5B", "#1F77B4", "#FF7F0E", "#9467BD", "#D62728", "#8C564B", "#17BECF"]
+# Okabe-Ito: distinguishable with the common colour-vision deficiencies; each variant keeps its
+# colour, dash and marker on every chart and selection (never colour alone).
+PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"]
+MAX_CATEGORIES = 20
+DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot", "solid"]
+SYMBOLS = ["circle", "square", "diamond", "triangle-up", "x", "star", "cross"]
 
 
-def _color(i: int) -> str:
-    return PALETTE[i % len(PALETTE)]
+def _variant_index(name: str) -> int:
+    """Position of the variant a trace belongs to ('tuned' or a version id 'tuned-2026...')."""
+    from core.variants import VARIANTS
+
+    variant = str(name).split("-", 1)[0]
+    order = list(VARIANTS)
+    return order.index(variant) if variant in order else len(order) + sum(map(ord, variant)) % 2
+
+
+def variant_style(name: str) -> dict:
+    """The fixed colour, dash and marker of a variant (or of a version of it)."""
+    i = _variant_index(name) % len(PALETTE)
+    return {"color": PALETTE[i], "dash": DASHES[i], "symbol": SYMBOLS[i]}
 
 
 def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
@@ -69,55 +85,71 @@ def confusion_matrix_figure(confusion: dict, title: str = "Confusion matrix") ->
 def training_curves(
     histories: dict[str, dict], metric: str = "loss", best_epochs: dict[str, int] | None = None
 ) -> go.Figure:
-    """Per-epoch train (solid) and validation (dashed) curves per variant, best epoch marked."""
+    """Per-epoch curves per variant: training solid, validation dotted (said once, in the title);
+    one legend entry per variant; its best epoch marked with a star."""
     fig = go.Figure()
-    for i, (variant, history) in enumerate(histories.items()):
-        color = _color(i)
+    for name, history in histories.items():
+        style = variant_style(name)
         train = history.get(metric, [])
         epochs = list(range(1, len(train) + 1))
-        fig.add_trace(go.Scatter(x=epochs, y=train, name=f"{variant} train", line={"color": color}))
+        fig.add_trace(
+            go.Scatter(x=epochs, y=train, name=str(name), legendgroup=str(name),
+                       line={"color": style["color"]}, mode="lines")
+        )  # fmt: skip
         val = history.get(f"val_{metric}")
         if val:
             fig.add_trace(
-                go.Scatter(
-                    x=epochs, y=val, name=f"{variant} validation", line={"color": color, "dash": "dash"}
-                )
-            )
-            best = (best_epochs or {}).get(variant)
+                go.Scatter(x=epochs, y=val, name=f"{name} validation", legendgroup=str(name),
+                           showlegend=False, line={"color": style["color"], "dash": "dot"}, mode="lines")
+            )  # fmt: skip
+            best = (best_epochs or {}).get(name)
             if best and 1 <= best <= len(val):
                 fig.add_trace(
-                    go.Scatter(
-                        x=[best],
-                        y=[val[best - 1]],
-                        mode="markers",
-                        marker={"color": color, "size": 11, "symbol": "star"},
-                        name=f"{variant} best epoch {best}",
-                    )
-                )
-    return _layout(fig, f"{metric.replace('_', ' ').title()} per epoch", "epoch", metric)
+                    go.Scatter(x=[best], y=[val[best - 1]], mode="markers", legendgroup=str(name),
+                               showlegend=False, name=f"{name} best epoch {best}",
+                               marker={"color": style["color"], "size": 11, "symbol": "star"})
+                )  # fmt: skip
+    title = f"{metric.replace('_', ' ').title()} per epoch (solid: training, dotted: validation, star: best)"
+    return _layout(fig, title, "epoch", metric)
 
 
 def learning_rate_curves(histories: dict[str, dict]) -> go.Figure:
-    """Learning rate per epoch, unsmoothed (a step schedule shows as a step), log scale."""
+    """Learning rate per epoch, unsmoothed (a step schedule shows as a step), log scale, ticks like 1e-3."""
     fig = go.Figure()
-    for i, (variant, history) in enumerate(histories.items()):
+    values = []
+    for name, history in histories.items():
         lr = history.get("learning_rate", [])
+        values += [v for v in lr if v > 0]
+        style = variant_style(name)
         fig.add_trace(
-            go.Scatter(
-                x=list(range(1, len(lr) + 1)), y=lr, name=variant, line={"color": _color(i), "shape": "hv"}
-            )
-        )
-    fig.update_yaxes(type="log")
+            go.Scatter(x=list(range(1, len(lr) + 1)), y=lr, name=str(name),
+                       line={"color": style["color"], "shape": "hv", "dash": style["dash"]})
+        )  # fmt: skip
+    fig.update_yaxes(type="log", tickvals=lr_ticks(values), ticktext=[f"{t:.0e}" for t in lr_ticks(values)])
     return _layout(fig, "Learning rate per epoch", "epoch", "learning rate")
+
+
+def lr_ticks(values: list[float]) -> list[float]:
+    """Round log-scale ticks (1, 3 per decade) covering the values: [1e-4, 3e-4, 1e-3, 3e-3]."""
+    if not values:
+        return []
+    lo, hi = np.floor(np.log10(min(values))), np.ceil(np.log10(max(values)))
+    ticks = [m * 10**e for e in range(int(lo), int(hi) + 1) for m in (1, 3)]
+    return [t for t in ticks if min(values) / 3.01 <= t <= max(values) * 3.01]
 
 
 def roc_curves(curves: dict[str, dict], aucs: dict[str, float] | None = None) -> go.Figure:
     """ROC curves overlaid; ``curves[variant] = {'fpr': [...], 'tpr': [...]}``."""
     fig = go.Figure()
-    for i, (variant, c) in enumerate(curves.items()):
+    for variant, c in curves.items():
         auc = (aucs or {}).get(variant)
         label = f"{variant} (AUC {auc:.3f})" if auc is not None else variant
-        fig.add_trace(go.Scatter(x=c["fpr"], y=c["tpr"], name=label, line={"color": _color(i)}))
+        style = variant_style(variant)
+        fig.add_trace(
+            go.Scatter(
+                x=c["fpr"], y=c["tpr"], name=label, line={"color": style["color"], "dash": style["dash"]}
+            )
+        )
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], name="chance", line={"color": "#bbb", "dash": "dot"}))
     return _layout(fig, "ROC curve (test split)", "false positive rate", "true positive rate")
 
@@ -125,8 +157,12 @@ def roc_curves(curves: dict[str, dict], aucs: dict[str, float] | None = None) ->
 def pr_curves(curves: dict[str, dict], base_rate: float | None = None) -> go.Figure:
     """Precision-recall curves overlaid; ``curves[variant] = {'recall': [...], 'precision': [...]}``."""
     fig = go.Figure()
-    for i, (variant, c) in enumerate(curves.items()):
-        fig.add_trace(go.Scatter(x=c["recall"], y=c["precision"], name=variant, line={"color": _color(i)}))
+    for variant, c in curves.items():
+        style = variant_style(variant)
+        fig.add_trace(
+            go.Scatter(x=c["recall"], y=c["precision"], name=variant,
+                       line={"color": style["color"], "dash": style["dash"]})
+        )  # fmt: skip
     if base_rate is not None:
         fig.add_hline(y=base_rate, line_dash="dot", line_color="#bbb", annotation_text="base rate")
     return _layout(fig, "Precision-recall curve (test split)", "recall", "precision")
@@ -135,14 +171,16 @@ def pr_curves(curves: dict[str, dict], base_rate: float | None = None) -> go.Fig
 def calibration_plot(bins: dict[str, list[dict]]) -> go.Figure:
     """Reliability diagram: observed success rate against mean predicted probability per bin."""
     fig = go.Figure()
-    for i, (variant, rows) in enumerate(bins.items()):
+    for variant, rows in bins.items():
+        style = variant_style(variant)
         fig.add_trace(
             go.Scatter(
                 x=[r["mean_predicted"] for r in rows],
                 y=[r["observed_rate"] for r in rows],
                 mode="lines+markers",
                 name=variant,
-                line={"color": _color(i)},
+                line={"color": style["color"], "dash": style["dash"]},
+                marker={"symbol": style["symbol"]},
                 customdata=[r["count"] for r in rows],
                 hovertemplate="predicted %{x:.2f}<br>observed %{y:.2f}<br>%{customdata} rows",
             )
@@ -164,7 +202,7 @@ def attribution_distribution(distribution: pd.DataFrame, order: list[str] | None
     """Spread of attributions per field across applicants (one box per field)."""
     fields = order or list(dict.fromkeys(distribution["field"]))
     fig = go.Figure()
-    for field in fields:
+    for field in reversed(fields):  # horizontal traces stack upwards: the first field ends on top
         part = distribution[distribution["field"] == field]
         fig.add_trace(
             go.Box(
@@ -216,6 +254,8 @@ def dependence(dep: pd.DataFrame, field: str) -> go.Figure:
         )
         fig.update_xaxes(type="log")
     else:
+        top = dep["value"].value_counts().index[:MAX_CATEGORIES]  # NAME: the 20 most frequent only
+        dep = dep[dep["value"].isin(top)]
         fig.add_trace(
             go.Box(
                 x=[safe_text(v, 40) for v in dep["value"]],
@@ -224,4 +264,7 @@ def dependence(dep: pd.DataFrame, field: str) -> go.Figure:
                 marker_color=PALETTE[0],
             )
         )
-    return _layout(fig, f"Effect of {FIELD_LABELS.get(field, field)}", field, "probability points")
+    title = f"Effect of {FIELD_LABELS.get(field, field)}"
+    if field != "ASK_AMT" and dep["value"].nunique() >= MAX_CATEGORIES:
+        title += f" ({MAX_CATEGORIES} most frequent values)"
+    return _layout(fig, title, FIELD_LABELS.get(field, field), "probability points")

@@ -378,6 +378,30 @@ def get_batch(batch_id: str, url: str | None = None) -> BatchRecord:
 
 
 @_guard
+def recent_eins(days: int = 365, url: str | None = None, exclude: str | None = None) -> set[str]:
+    """EINs in the results of batches recorded in the last ``days`` days (``exclude``: a file sha256)."""
+    from datetime import timedelta
+
+    since = datetime.now(UTC) - timedelta(days=days)
+    found: set[str] = set()
+    with get_engine(url).connect() as conn:
+        rows = conn.execute(
+            select(batches.c.results_csv, batches.c.file_sha256).where(batches.c.created_at >= since)
+        )
+        for blob, sha in rows:
+            if sha == exclude:
+                continue
+            try:
+                frame = pd.read_csv(
+                    io.BytesIO(bytes(blob)), dtype=str, keep_default_na=False, usecols=["EIN"]
+                )
+            except ValueError:  # no EIN column in that batch
+                continue
+            found.update(e.strip() for e in frame["EIN"] if e.strip())
+    return found
+
+
+@_guard
 def versions_used(url: str | None = None) -> set[str]:
     """Model versions that scored at least one recorded batch."""
     with get_engine(url).connect() as conn:

@@ -20,3 +20,22 @@ def safe_text(value: object, limit: int | None = None) -> str:
     if limit is not None and len(text) > limit:
         text = text[: max(limit - 1, 0)] + "…"
     return "".join(f"&#{ord(ch)};" if ch in _SPECIAL else ch for ch in text)
+
+
+def compact_money(amount: float) -> str:
+    """'$18.99 B', '$2.50 M', '$12,500': money that fits a metric (the exact value goes in its help)."""
+    value = float(amount)
+    for limit, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M")):
+        if abs(value) >= limit:
+            return f"${value / limit:,.2f} {suffix}"
+    return f"${value:,.0f}"
+
+
+def compact_count(count: float) -> str:
+    """Counts that fit a metric: '1,234', '12.3 K', '1.20 M'."""
+    value = float(count)
+    if abs(value) >= 1e6:
+        return f"{value / 1e6:,.2f} M"
+    if abs(value) >= 1e5:
+        return f"{value / 1e3:,.1f} K"
+    return f"{value:,.0f}" if value == int(value) else f"{value:,.1f}"

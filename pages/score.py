@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import streamlit as st
 
 from core import batch as batches
-from core import decisions, plots
+from core import decisions, plots, prefs
 from core.errors import FileError
+from core.schema import parse_amounts
 from core.scoring import PROBABILITY
-from core.text import safe_text
+from core.text import compact_count, compact_money, safe_text
 from pages.common import (
     csv_download,
     download_name,
@@ -20,6 +23,35 @@ from pages.common import (
 )
 
 SHOW_ROWS = 2000  # rows drawn in the results table; the download always has every row
+EXPLAIN_CHUNK = 500  # rows explained between progress updates (and chances to cancel)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _seconds_per_row(version: str) -> float:
+    """Measured on the sample applicants with this version (for the estimate before a long job)."""
+    import time
+
+    from core import config
+
+    rows = batches.score_upload(get_bundle(version), config.SAMPLE_APPLICANTS.read_bytes(), "sample").features
+    started = time.perf_counter()
+    get_explainer(version).explain(rows.iloc[:200])
+    return (time.perf_counter() - started) / min(len(rows), 200)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:,.0f} s" if seconds < 120 else f"{seconds / 60:,.0f} min"
+
+
+def _recent_eins(exclude: str) -> set[str]:
+    from core import storage
+    from core.errors import StorageError
+
+    try:
+        return storage.recent_eins(365, exclude=exclude)
+    except StorageError:
+        return set()
+
 
 user, version = model_page("Score applicants", "score")
 limit_mb = st.get_option("server.maxUploadSize")
@@ -87,10 +119,10 @@ if scored is None:
 report = scored.report
 st.subheader("Validation")
 c1, c2, c3, c4 = st.columns(4)
-c1.metric("Rows in file", f"{report.n_input:,}")
-c2.metric("Accepted", f"{scored.n:,}")
-c3.metric("Rejected", f"{report.n_rejected:,}")
-c4.metric("With warnings", f"{report.n_warned:,}")
+c1.metric("Rows in file", compact_count(report.n_input), help=f"{report.n_input:,}")
+c2.metric("Accepted", compact_count(scored.n), help=f"{scored.n:,}")
+c3.metric("Rejected", compact_count(report.n_rejected), help=f"{report.n_rejected:,}")
+c4.metric("With warnings", compact_count(report.n_warned), help=f"{report.n_warned:,}")
 if report.extra_columns:
     st.caption("Ignored extra columns: " + ", ".join(safe_text(c, 60) for c in report.extra_columns))
 if report.n_rejected:
@@ -107,6 +139,24 @@ if report.n_rejected:
 if len(report.warnings):
     with st.expander(f"Warnings ({len(report.warnings):,})"):
         st.dataframe(report.warnings, hide_index=True, key="score_warnings")
+dups = batches.duplicates(scored)
+if dups.repeated_ein_rows:
+    st.warning(
+        f"Repeated EINs: {dups.repeated_ein_rows:,} rows share an EIN with another row "
+        f"(first lines: {', '.join(map(str, dups.repeated_ein_lines))})."
+    )
+if dups.identical_rows:
+    st.warning(
+        f"Identical rows: {dups.identical_rows:,} rows repeat an earlier row exactly "
+        f"(first lines: {', '.join(map(str, dups.identical_lines))})."
+    )
+recent = _recent_eins(scored.file_sha256)
+seen_before = batches.seen_before(scored, recent)
+if seen_before.any():
+    st.warning(
+        f"{int(seen_before.sum()):,} applicants have an EIN that appears in a batch recorded in the last "
+        "365 days (column 'EIN seen in the last year')."
+    )
 if scored.n == 0:
     st.error("No row could be scored. Fix the rejected rows above and upload the file again.")
     st.stop()
@@ -127,23 +177,33 @@ with friendly_errors():
         rule = decisions.Rule("threshold", threshold=threshold)
     else:
         b1, b2 = st.columns(2)
-        budget = b1.number_input(
-            "Total budget ($)", min_value=0.0, value=None, step=1000.0, key="score_budget"
-        )
+        remembered = str(prefs.get(user.name, "budget", ""))
+        typed = b1.text_input("Total budget ($, e.g. 1,500,000)", value=remembered, key="score_budget")
         rank_by = b2.selectbox(
             "Rank applicants by", list(decisions.RANK_BY), format_func=decisions.RANK_BY.get, key="score_rank"
         )
-        if budget is None:
+        if not typed.strip():
             st.info("Enter the total budget to see who it funds.")
             st.stop()
+        budget = parse_amounts(pd.Series([typed])).iloc[0]
+        if pd.isna(budget):
+            st.error("The budget must be an amount of money, such as 1,500,000.")
+            st.stop()
+        prefs.put(user.name, "budget", typed.strip())
+        b1.caption(f"${budget:,.0f}")
         rule = decisions.Rule("budget", budget=float(budget), rank_by=rank_by)
     selection = batches.decide(scored, rule)
 summary = selection.summary(scored.probabilities, scored.asks)
 d1, d2, d3, d4 = st.columns(4)
-d1.metric("Recommended", f"{summary['selected']:,}")
-d2.metric("Not recommended", f"{summary['not_selected']:,}")
-d3.metric("Total asked by recommended", f"${summary['total_ask_selected']:,.0f}")
-d4.metric("Expected successes", f"{summary['expected_successes']:,.1f}")
+d1.metric("Recommended", compact_count(summary["selected"]), help=f"{summary['selected']:,}")
+d2.metric("Not recommended", compact_count(summary["not_selected"]), help=f"{summary['not_selected']:,}")
+d3.metric(
+    "Total asked by recommended",
+    compact_money(summary["total_ask_selected"]),
+    help=f"${summary['total_ask_selected']:,.0f}",
+)
+d4.metric("Expected successes", compact_count(round(summary["expected_successes"], 1)),
+          help=f"{summary['expected_successes']:,.2f}")  # fmt: skip
 if selection.mode == "budget" and selection.cut_probability is not None:
     st.caption(
         f"The budget ran out at a chance of {selection.cut_probability:.1%}; the last applicant funded "
@@ -158,16 +218,30 @@ if selection.mode == "budget" and selection.cut_probability is not None:
     )
 
 # -- results -----------------------------------------------------------------------------------
-table = batches.results_frame(scored, selection)
-if scored.n > batches.AUTO_REASONS:
-    st.caption(f"Reasons are shown for the {batches.TOP_REASONS} most likely applicants of {scored.n:,}.")
+missing = int((scored.reasons == "").sum())
+if missing:
+    st.caption(f"Reasons are shown for the {scored.n - missing:,} most likely applicants of {scored.n:,}.")
+    seconds = missing * _seconds_per_row(version)
+    if st.button(f"Explain the other {missing:,} rows (about {_duration(seconds)})", key="score_explain_all"):
+        bar = st.progress(0.0, text="Explaining…")
+        st.button("Cancel", key="score_explain_cancel")  # any click reruns the page, which stops this loop
+        todo = (scored.reasons == "").nonzero()[0]
+        explainer = get_explainer(version)
+        for start in range(0, len(todo), EXPLAIN_CHUNK):
+            batches.add_reasons(scored, explainer, todo[start : start + EXPLAIN_CHUNK])
+            done = min(start + EXPLAIN_CHUNK, len(todo))
+            bar.progress(done / len(todo), text=f"Explained {done:,} of {len(todo):,} rows")
+        st.rerun()
 st.subheader("Results")
 order = st.radio("Order", ["File order", "Most likely first"], horizontal=True, key="score_order")
-shown = table.sort_values(PROBABILITY, ascending=False, kind="stable") if order != "File order" else table
-if len(table) > SHOW_ROWS:
-    st.caption(f"Showing {SHOW_ROWS:,} of {len(table):,} applicants; the download has all.")
+rows = batches.display_positions(scored, order != "File order", SHOW_ROWS)
+if scored.n > SHOW_ROWS:
+    st.caption(f"Showing {SHOW_ROWS:,} of {scored.n:,} applicants; the download has all.")
+shown_table = batches.results_frame(scored, selection, rows)
+if seen_before.any():
+    shown_table.insert(6, "EIN seen in the last year", np.where(seen_before[rows], "yes", ""))
 st.dataframe(
-    shown.head(SHOW_ROWS),
+    shown_table,
     hide_index=True,
     key="score_results",
     column_config={

@@ -113,7 +113,7 @@ def test_threshold_and_budget_change_the_selection(app: AppTest) -> None:
     assert int(metric(app, "Recommended")) == int((results["success_probability"] >= 0.95).sum())
     app.radio(key="score_mode").set_value("Budget").run()
     assert any("Enter the total budget" in i.value for i in app.info)  # nothing chosen before an amount
-    app.number_input(key="score_budget").set_value(20000.0).run()
+    app.text_input(key="score_budget").set_value("20,000").run()
     chosen = table_with(app, "success_probability", "recommended")
     picked = chosen[chosen["recommended"] == 1]
     assert pd.to_numeric(picked["ASK_AMT"]).sum() <= 20000
@@ -258,3 +258,77 @@ def test_override_by_applicant_shows_at_once_and_can_be_undone(app: AppTest) -> 
     assert rows.loc["5", "override"] == "none"
     assert rows.loc["5", "final_decision"] == int(rows.loc["5", "recommended"])
     assert storage.batch_files(first.id)[0] == original  # the first-produced results never change
+
+
+def test_duplicates_are_reported_with_their_lines(app: AppTest) -> None:
+    raw = sample_applicants(30, random_state=7).astype(str)
+    raw.loc[5, "EIN"] = raw.loc[2, "EIN"]  # a repeated EIN
+    raw.loc[20] = raw.loc[10]  # an identical row
+    upload(app, "dups.csv", raw.to_csv(index=False).encode())
+    warnings = [shown(w.value) for w in app.warning]
+    assert "Repeated EINs: 4 rows share an EIN with another row (first lines: 4, 7, 12, 22)." in warnings
+    assert "Identical rows: 1 rows repeat an earlier row exactly (first lines: 22)." in warnings
+
+
+def test_ein_recorded_in_the_last_year_is_flagged(app: AppTest) -> None:
+    first = sample_applicants(20, random_state=7)
+    upload(app, "first.csv", first.to_csv(index=False).encode())
+    app.button(key="score_record").click().run()
+    later = sample_applicants(20, random_state=8)
+    later.loc[3, "EIN"] = first.loc[0, "EIN"]
+    upload(app, "later.csv", later.to_csv(index=False).encode())
+    assert any("1 applicants have an EIN that appears in a batch recorded in the last 365 days" in shown(w.value)
+               for w in app.warning)  # fmt: skip
+    table = table_with(app, "EIN seen in the last year")
+    assert table.loc[table["EIN seen in the last year"] == "yes", "source_line"].tolist() == [5]
+
+
+def test_reasons_describe_the_name_never_show_it(app: AppTest) -> None:
+    raw = sample_applicants(40, random_state=5)
+    upload(app, "a.csv", raw.to_csv(index=False).encode())
+    results = table_with(app, "success_probability", "reasons")
+    for name, reason in zip(results["NAME"], results["reasons"]):
+        assert str(name) not in reason
+    assert results["reasons"].str.contains("organisation").any()
+
+
+def test_budget_is_typed_with_separators_and_remembered_per_user(app: AppTest, home) -> None:
+    upload(app, "a.csv", sample_applicants(60, random_state=2).to_csv(index=False).encode())
+    app.radio(key="score_mode").set_value("Budget").run()
+    app.text_input(key="score_budget").set_value("$1,250,000").run()
+    assert "$1,250,000" in [c.value for c in app.caption]
+    total = next(m for m in app.metric if m.label == "Total asked by recommended")
+    assert total.help.startswith("$") and float(total.help[1:].replace(",", "")) <= 1_250_000
+    again = AppTest.from_file(str(config.PROJECT_ROOT / "app.py"), default_timeout=180)
+    again.run()
+    upload(again, "a.csv", sample_applicants(60, random_state=2).to_csv(index=False).encode())
+    again.radio(key="score_mode").set_value("Budget").run()
+    assert again.text_input(key="score_budget").value == "$1,250,000"
+
+
+def test_money_never_truncates() -> None:
+    from core.text import compact_count, compact_money
+
+    assert compact_money(18_991_150_123) == "$18.99 B"
+    assert compact_money(2_500_000) == "$2.50 M"
+    assert compact_money(12_500) == "$12,500"
+    assert compact_count(1_234) == "1,234" and compact_count(1_234_567) == "1.23 M"
+
+
+def test_what_if_treats_a_blank_name_as_no_name(app: AppTest, home) -> None:
+    from core.reading import read_table
+    from core.schema import validate
+
+    models = home / "models"
+    app.sidebar.selectbox(key="sidebar_version").set_value(
+        registry.resolve_version(models, variant="tuned")
+    ).run()
+    open_page(app, "explain")
+    bundle = registry.load_bundle(models, registry.resolve_version(models, variant="tuned"))
+    first = validate(read_table(config.SAMPLE_APPLICANTS), known_values=bundle.known_values).accepted.iloc[
+        [0]
+    ]
+    expected = bundle.predict_proba(first.assign(NAME=""))[0]
+    app.text_input(key="whatif_0_NAME").set_value("").run()
+    assert not app.error
+    assert next(m for m in app.metric if m.label == "Chance of success").value == f"{expected:.1%}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 import plotly.graph_objects as go
 
 from core import plots
@@ -29,7 +30,7 @@ def test_training_curves_overlay_train_validation_and_best_epoch() -> None:
     }
     fig = plots.training_curves(histories, "loss", {"a": 2, "b": 2})
     names = [t.name for t in fig.data]
-    assert names == ["a train", "a validation", "a best epoch 2", "b train", "b validation", "b best epoch 2"]
+    assert names == ["a", "a validation", "a best epoch 2", "b", "b validation", "b best epoch 2"]
     assert list(fig.data[1].y) == [0.68, 0.62, 0.64]
     assert fig.data[2].x == (2,) and fig.data[2].y == (0.62,)
 
@@ -81,3 +82,61 @@ def test_explanation_figures() -> None:
     assert len(plots.attribution_distribution(dist).data) == 1
     dep = plots.dependence(pd.DataFrame({"value": [5000.0, 1e6], "attribution": [0.01, -0.03]}), "ASK_AMT")
     assert dep.layout.xaxis.type == "log" and np.allclose(dep.data[0].y, [1, -3])
+
+
+def test_each_variant_keeps_its_colour_and_dash_on_every_chart_and_selection() -> None:
+    from core.plots import roc_curves, training_curves, variant_style
+
+    hist = {"loss": [1.0, 0.5], "val_loss": [1.1, 0.6]}
+    roc = {"fpr": [0, 1], "tpr": [0, 1]}
+    alone = training_curves({"tuned-2026-a": hist}, "loss")
+    together = training_curves({"baseline-1": hist, "l2-1": hist, "tuned-2026-a": hist}, "loss")
+    tuned = next(t for t in together.data if t.name == "tuned-2026-a")
+    assert alone.data[0].line.color == tuned.line.color == variant_style("tuned")["color"]
+    assert roc_curves({"tuned-x": roc}).data[0].line.color == variant_style("tuned")["color"]
+    styles = {v: variant_style(v) for v in ("baseline", "l2", "lr_schedule", "batchnorm", "tuned")}
+    assert len({s["color"] for s in styles.values()}) == 5 and len({s["dash"] for s in styles.values()}) == 5
+
+
+def test_training_legend_has_one_entry_per_variant() -> None:
+    from core.plots import training_curves
+
+    hist = {"loss": [1.0, 0.5, 0.4], "val_loss": [1.1, 0.6, 0.7]}
+    fig = training_curves({"baseline": hist, "tuned": hist}, "loss", {"baseline": 2, "tuned": 2})
+    assert [t.name for t in fig.data if t.showlegend is not False] == ["baseline", "tuned"]
+    assert "dotted: validation" in fig.layout.title.text
+
+
+def test_learning_rate_ticks_are_readable() -> None:
+    from core.plots import learning_rate_curves, lr_ticks
+
+    assert lr_ticks([3e-3, 3e-4]) == pytest.approx([1e-4, 3e-4, 1e-3, 3e-3])
+    fig = learning_rate_curves({"lr_schedule": {"learning_rate": [3e-3] * 10 + [3e-4] * 5}})
+    assert list(fig.layout.yaxis.ticktext) == ["1e-04", "3e-04", "1e-03", "3e-03"]
+
+
+def test_importance_and_distribution_share_field_order_and_labels() -> None:
+    from core.plots import attribution_distribution, importance_bar
+
+    importance = pd.DataFrame(
+        {"field": ["ASK_AMT", "NAME", "USE_CASE"], "label": ["Amount asked", "Organisation name", "Use case"],
+         "mean_abs": [0.3, 0.2, 0.1], "mean": [0, 0, 0]}
+    )  # fmt: skip
+    dist = pd.DataFrame(
+        {"applicant": [0, 0, 0], "field": ["ASK_AMT", "NAME", "USE_CASE"], "attribution": [0.1, 0.2, 0.3],
+         "value": ["5,000", "X", "Other"]}
+    )  # fmt: skip
+    bar = importance_bar(importance)
+    boxes = attribution_distribution(dist, list(importance["field"]))
+    assert list(bar.data[0].y) == [t.name for t in boxes.data]  # bottom to top, the same order
+    assert list(bar.data[0].y)[-1] == "Amount asked"
+
+
+def test_name_dependence_shows_the_20_most_frequent_values() -> None:
+    from core.plots import dependence
+
+    values = [f"ORG {i}" for i in range(60) for _ in range(60 - i)]
+    dep = pd.DataFrame({"value": values, "attribution": [0.01] * len(values)})
+    fig = dependence(dep, "NAME")
+    assert sorted(set(fig.data[0].x)) == sorted(f"ORG {i}" for i in range(20))
+    assert fig.layout.title.text == "Effect of Organisation name (20 most frequent values)"
