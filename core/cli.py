@@ -193,7 +193,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from core.explain import FieldExplainer, explanation_frame
+    from core.explain import FieldExplainer, explanation_frame, name_records
     from core.reading import read_table
     from core.schema import validate
     from core.scoring import to_csv_bytes
@@ -205,7 +205,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     report = validate(raw, known_values=bundle.known_values, ask_range=bundle.ask_range)
     accepted = report.accepted
     attr = FieldExplainer(bundle).explain(accepted)
-    frame = explanation_frame(report.input_rows(raw), attr, seen_names=bundle.seen_names)
+    frame = explanation_frame(
+        report.input_rows(raw), attr, seen_names=bundle.seen_names, records=name_records(bundle)
+    )
     _write_atomic(Path(args.output), to_csv_bytes(frame))
     print(
         f"{report.n_input} rows: {report.n_accepted} explained, {report.n_rejected} rejected "

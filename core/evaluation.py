@@ -183,7 +183,10 @@ def compare_pair(
     both = preds_a.assign(
         **{f"p_{a}": preds_a["success_probability"], f"p_{b}": preds_b["success_probability"].to_numpy()}
     )
-    cols = [c for c in both.columns if c not in ("success_probability", "row", "seen_organisation")]
+    first = [c for c in ("EIN", "NAME", f"p_{a}", f"p_{b}", "IS_SUCCESSFUL") if c in both.columns]
+    cols = first + [
+        c for c in both.columns if c not in (*first, "success_probability", "row", "seen_organisation")
+    ]
     return {
         "n": len(y),
         "mcnemar": mcnemar(y, ya, yb),

@@ -147,19 +147,38 @@ def _format_value(field: str, value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _reason_subject(field: str, value: object, seen_names: set[str] | None) -> str:
+def name_records(bundle: Bundle) -> dict[str, tuple[float, int]]:
+    """(successes, applications) per organisation in the model's training data, when the model keeps it."""
+    encoder = getattr(bundle.pipeline, "named_steps", {}).get("encode")
+    return dict((getattr(encoder, "name_stats_", None) or {}).get("identity", {}))
+
+
+def _reason_subject(
+    field: str, value: object, seen_names: set[str] | None, records: dict[str, tuple[float, int]] | None
+) -> str:
     """What a field stands for in a reason: NAME is the organisation's record, never the raw name."""
     if field != NAME_FIELD:
         return f"{field} = {_format_value(field, value)}"
     name = " ".join(str(value or "").upper().split())
     if not name:
         return "no organisation name (first-time organisation, no record)"
+    if records and name in records:
+        successes, count = records[name]
+        return (
+            f"this organisation's record ({count:,} earlier application{'s' if count != 1 else ''}, "
+            f"{successes / count:.0%} successful)"
+        )
     if seen_names is not None and name not in seen_names:
         return "first-time organisation (no record of its own; its name's words and family)"
     return "this organisation's record of earlier applications"
 
 
-def reason_codes(attr: Attributions, top: int = 3, seen_names: set[str] | None = None) -> list[str]:
+def reason_codes(
+    attr: Attributions,
+    top: int = 3,
+    seen_names: set[str] | None = None,
+    records: dict[str, tuple[float, int]] | None = None,
+) -> list[str]:
     """Plain-words top fields per applicant: 'ASK_AMT = 5,000 raised the chance by 6 points'."""
     out = []
     values = attr.values.to_numpy()
@@ -173,15 +192,17 @@ def reason_codes(attr: Attributions, top: int = 3, seen_names: set[str] | None =
             field = attr.fields[j]
             verb = "raised" if v > 0 else "lowered"
             value = attr.data[field].iat[i] if field in attr.data else None
-            parts.append(
-                f"{_reason_subject(field, value, seen_names)} {verb} the chance by {abs(v) * 100:.1f} points"
-            )
+            subject = _reason_subject(field, value, seen_names, records)
+            parts.append(f"{subject} {verb} the chance by {abs(v) * 100:.1f} points")
         out.append("; ".join(parts) if parts else "no field moved the chance noticeably")
     return out
 
 
 def explanation_frame(
-    raw: pd.DataFrame, attr: Attributions, seen_names: set[str] | None = None
+    raw: pd.DataFrame,
+    attr: Attributions,
+    seen_names: set[str] | None = None,
+    records: dict[str, tuple[float, int]] | None = None,
 ) -> pd.DataFrame:
     """Input columns + base_value + shap_<FIELD> per field + success_probability + reasons."""
     out = raw.reset_index(drop=True).copy()
@@ -189,7 +210,7 @@ def explanation_frame(
     for field in attr.fields:
         out[f"shap_{field}"] = attr.values[field].to_numpy()
     out["success_probability"] = attr.probability
-    out["reasons"] = reason_codes(attr, seen_names=seen_names)
+    out["reasons"] = reason_codes(attr, seen_names=seen_names, records=records)
     return out
 
 

@@ -63,7 +63,8 @@ st.plotly_chart(
     plots.waterfall(explain.get_waterfall_df(attr, pick), attr.base_value, float(attr.probability[pick])),
     key="explain_waterfall",
 )
-st.caption("Top reasons: " + safe_text(explain.reason_codes(attr, seen_names=bundle.seen_names)[pick]))
+reasons = explain.reason_codes(attr, seen_names=bundle.seen_names, records=explain.name_records(bundle))
+st.caption("Top reasons: " + safe_text(reasons[pick]))
 
 st.subheader("Dependence")
 field = st.selectbox(

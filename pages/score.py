@@ -284,7 +284,15 @@ if recorded and recorded[0] == record_key:
     st.success(f"Recorded as batch {recorded[1]}. See History to re-download or override.")
 else:
     st.session_state.pop("score_recorded", None)  # belongs to another file, version or rule
-    if st.button("Record this batch in History", key="score_record", type="primary"):
+    recording = st.session_state.pop("score_recording", False)
+    st.button(
+        "Recording…" if recording else "Record this batch in History",
+        key="score_record",
+        type="primary",
+        disabled=recording,  # a second click while it runs does nothing
+        on_click=lambda: st.session_state.update(score_recording=True),
+    )
+    if recording:
         with friendly_errors():
             batch_id = batches.record(scored, selection, user.name, live=scored.version == live)
             st.session_state["score_recorded"] = (record_key, batch_id)

@@ -165,6 +165,9 @@ def test_reasons_and_summaries(models_dir: Path, applicants) -> None:
     named = applicants.iloc[:20]
     seen = {" ".join(str(n).upper().split()) for n in named["NAME"].iloc[:10]}
     texts = reason_codes(FieldExplainer(bundle).explain(named), top=10, seen_names=seen)
+    records = {" ".join(str(named["NAME"].iloc[0]).upper().split()): (9.0, 12)}
+    with_record = reason_codes(FieldExplainer(bundle).explain(named.iloc[:1]), top=10, records=records)[0]
+    assert "this organisation's record (12 earlier applications, 75% successful)" in with_record
     for text, name in zip(texts, named["NAME"]):
         assert str(name) not in text
         known = " ".join(str(name).upper().split()) in seen
