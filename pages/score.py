@@ -250,6 +250,23 @@ st.dataframe(
         batches.REASONS: st.column_config.TextColumn("reasons", width="large"),
     },
 )
+with st.expander("One applicant's reasons in full"):
+    pick = st.selectbox(
+        "Applicant (line in the file · EIN · NAME)",
+        rows,
+        format_func=lambda i: (
+            f"line {scored.source_lines[i]} · {shown_table.at[list(rows).index(i), 'EIN']} · "
+            f"{str(shown_table.at[list(rows).index(i), 'NAME'])[:50]}"
+        ),
+        key="score_detail",
+    )
+    if pick is not None:
+        st.markdown(
+            f"Chance of success **{scored.probabilities[pick]:.1%}** · "
+            + ("recommended" if selection.mask[pick] else "not recommended")
+        )
+        for part in (scored.reasons[pick] or "No reasons computed for this row yet.").split("; "):
+            st.markdown("- " + safe_text(part))
 st.plotly_chart(plots.score_histogram(scored.probabilities, selection.threshold), key="score_histogram")
 
 metrics = None

@@ -332,3 +332,15 @@ def test_what_if_treats_a_blank_name_as_no_name(app: AppTest, home) -> None:
     app.text_input(key="whatif_0_NAME").set_value("").run()
     assert not app.error
     assert next(m for m in app.metric if m.label == "Chance of success").value == f"{expected:.1%}"
+
+
+def test_one_applicants_reasons_can_be_read_in_full(app: AppTest) -> None:
+    upload(app, "a.csv", sample_applicants(12, random_state=5).to_csv(index=False).encode())
+    results = table_with(app, "success_probability", "reasons")
+    app.selectbox(key="score_detail").set_value(3).run()
+    parts = results.loc[3, "reasons"].split("; ")
+    bullets = [shown(m.value) for m in app.markdown if shown(m.value).startswith("- ")]
+    assert bullets == [f"- {p}" for p in parts]
+    assert any(
+        "recommended" in shown(m.value) and "Chance of success" in shown(m.value) for m in app.markdown
+    )
