@@ -315,13 +315,20 @@ def test_scoring_while_training_and_promoting_gives_one_version_per_batch(
          "--variants", "baseline,l2", "--max-epochs", "2", "--quiet"],
         cwd=config.PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    versions = [registry.resolve_version(models, variant=v) for v in ("tuned", "baseline")]
+    live = registry.live_version(models)
+    versions = [registry.resolve_version(models, variant="baseline"), live]  # flip away from live first
     stop = threading.Event()
+    flips: list[str] = []
+    errors: list[BaseException] = []
 
     def flip() -> None:
         i = 0
         while not stop.is_set():
-            registry.promote(models, versions[i % 2], "ana", f"flip {i}")
+            try:
+                flips.append(registry.promote(models, versions[i % 2], "ana", f"flip {i}").version)
+            except BaseException as err:  # reported by the assertion below
+                errors.append(err)
+                return
             i += 1
             time.sleep(0.05)
 
@@ -340,4 +347,5 @@ def test_scoring_while_training_and_promoting_gives_one_version_per_batch(
         flipper.join()
         trainer.wait(300)
     assert trainer.returncode == 0
+    assert errors == [] and len(flips) >= 4  # the live version really moved while files were scored
     assert all(len(s) == 1 and s <= set(versions) for s in seen)
