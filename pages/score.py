@@ -251,14 +251,14 @@ st.dataframe(
     },
 )
 with st.expander("One applicant's reasons in full"):
+    labels = {
+        int(pos): f"line {line} · {ein} · {str(name)[:50]}"
+        for pos, line, ein, name in zip(
+            rows, shown_table["source_line"], shown_table["EIN"], shown_table["NAME"]
+        )
+    }
     pick = st.selectbox(
-        "Applicant (line in the file · EIN · NAME)",
-        rows,
-        format_func=lambda i: (
-            f"line {scored.source_lines[i]} · {shown_table.at[list(rows).index(i), 'EIN']} · "
-            f"{str(shown_table.at[list(rows).index(i), 'NAME'])[:50]}"
-        ),
-        key="score_detail",
+        "Applicant (line in the file · EIN · NAME)", list(labels), format_func=labels.get, key="score_detail"
     )
     if pick is not None:
         st.markdown(
