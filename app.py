@@ -11,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core import config
-from pages.common import show_login_only, signed_in_user
+from pages.common import show_login_only, signed_in_user, warm_up
 
 st.set_page_config(
     page_title="Alphabet Soup Screening",
@@ -19,6 +19,7 @@ st.set_page_config(
     layout="wide",
 )
 
+warm_up()  # once per server: load the live model in the background while the first page renders
 user = signed_in_user()
 if user is None:
     show_login_only()

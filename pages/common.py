@@ -194,6 +194,27 @@ def get_explainer(version: str):
     return _explainer(str(models_dir()), version)
 
 
+@st.cache_resource(show_spinner=False)
+def warm_up() -> object:
+    """Once per server, in a background thread: load and verify the live model, its explainer and the
+    serving code, so the first upload does not wait for them (they are shared caches)."""
+    import threading
+
+    def work() -> None:
+        import contextlib
+
+        with contextlib.suppress(Exception):  # a damaged model is reported by the page that needs it
+            live = registry.live_version(models_dir())
+            if live:
+                import core.batch  # noqa: F401
+
+                get_explainer(live)
+
+    thread = threading.Thread(target=work, name="warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 def model_page(title: str, permission: str) -> tuple[User, str]:
     """Head of pages that need a model: gate, title, the version in use."""
     user = page_setup(permission)
