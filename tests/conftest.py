@@ -48,6 +48,17 @@ def models_dir(screening_home: Path) -> Path:
     return screening_home / "models"
 
 
+@pytest.fixture
+def home_copy(screening_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private copy of the trained home (models + signing key) as SCREENING_HOME, to change freely."""
+    import shutil
+
+    dest = tmp_path / "home"
+    shutil.copytree(screening_home, dest, ignore=shutil.ignore_patterns("*.db*", "backups", "auth_*"))
+    monkeypatch.setenv("SCREENING_HOME", str(dest))
+    return dest
+
+
 def version_of(models_dir: Path, variant: str) -> str:
     """The newest version of a variant."""
     from core.registry import resolve_version

@@ -90,12 +90,8 @@ def test_train_score_evaluate(tmp_path: Path, capsys, monkeypatch) -> None:
     assert {"seen_organisations", "new_organisations"} <= set(report)
 
 
-def test_models_promote_rollback_remove_card(models_dir: Path, tmp_path: Path, capsys, monkeypatch) -> None:
-    import shutil
-
-    home = tmp_path / "home"
-    shutil.copytree(models_dir.parent, home, ignore=shutil.ignore_patterns("*.db*", "backups"))
-    monkeypatch.setenv("SCREENING_HOME", str(home))
+def test_models_promote_rollback_remove_card(home_copy: Path, tmp_path: Path, capsys) -> None:
+    home = home_copy
     models = home / "models"
     assert main(["models", "list", "--json"]) == 0
     listing = json.loads(capsys.readouterr().out)
@@ -199,16 +195,10 @@ def test_explain_command(models_dir: Path, tmp_path: Path) -> None:
     assert frame["reasons"].str.contains("the chance by").any()
 
 
-def test_ensure_models_retrains_only_missing_variants(
-    models_dir: Path, tmp_path: Path, capsys, monkeypatch
-) -> None:
-    import shutil
-
+def test_ensure_models_retrains_only_missing_variants(home_copy: Path, tmp_path: Path, capsys) -> None:
     from core.registry import list_versions, live_version
 
-    home = tmp_path / "home"
-    shutil.copytree(models_dir.parent, home, ignore=shutil.ignore_patterns("*.db*", "backups"))
-    monkeypatch.setenv("SCREENING_HOME", str(home))
+    home = home_copy
     models = home / "models"
     before, _ = list_versions(models)
     live = live_version(models)
@@ -273,15 +263,11 @@ def test_large_file_gets_reasons_for_its_most_likely_rows(models_dir: Path, tmp_
 
 
 def test_recorded_batch_rescored_with_its_version_is_byte_identical(
-    models_dir: Path, tmp_path: Path, capsys, monkeypatch
+    home_copy: Path, tmp_path: Path, capsys
 ) -> None:
-    import shutil
-
     from core import registry, storage
 
-    home = tmp_path / "home"
-    shutil.copytree(models_dir.parent, home, ignore=shutil.ignore_patterns("*.db*", "backups"))
-    monkeypatch.setenv("SCREENING_HOME", str(home))
+    home = home_copy
     models = home / "models"
     src, out, again = tmp_path / "a.csv", tmp_path / "o.csv", tmp_path / "again.csv"
     sample_applicants(60, random_state=8).to_csv(src, index=False)
@@ -297,16 +283,13 @@ def test_recorded_batch_rescored_with_its_version_is_byte_identical(
 
 
 def test_scoring_while_training_and_promoting_gives_one_version_per_batch(
-    models_dir: Path, tmp_path: Path, monkeypatch
+    home_copy: Path, tmp_path: Path
 ) -> None:
-    import shutil
     import threading
 
     from core import registry
 
-    home = tmp_path / "home"
-    shutil.copytree(models_dir.parent, home, ignore=shutil.ignore_patterns("*.db*", "backups"))
-    monkeypatch.setenv("SCREENING_HOME", str(home))
+    home = home_copy
     models = home / "models"
     history = tmp_path / "h.csv"
     generate(600, random_state=3).to_csv(history, index=False)

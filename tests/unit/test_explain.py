@@ -156,7 +156,7 @@ def test_reasons_and_summaries(models_dir: Path, applicants) -> None:
     attr = FieldExplainer(bundle).explain(applicants)
     reasons = reason_codes(attr)
     assert len(reasons) == len(applicants)
-    assert any(("raised the chance by" in r or "lowered the chance by" in r) for r in reasons)
+    assert any(" the chance by " in r for r in reasons)
     assert all(len([p for p in r.split("; ") if p]) <= 3 for r in reasons)
     blank = reason_codes(FieldExplainer(bundle).explain(applicants.iloc[:3].assign(NAME="")))
     assert all("NAME" not in r for r in blank)

@@ -27,15 +27,6 @@ from tests.conftest import bundle_of, version_of
 
 
 @pytest.fixture
-def home_copy(screening_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private copy of the trained home (models + signing key) that tests may damage."""
-    dest = tmp_path / "home"
-    shutil.copytree(screening_home, dest, ignore=shutil.ignore_patterns("*.db*", "backups"))
-    monkeypatch.setenv("SCREENING_HOME", str(dest))
-    return dest
-
-
-@pytest.fixture
 def models_copy(home_copy: Path) -> Path:
     return home_copy / "models"
 
