@@ -14,6 +14,7 @@ model's own call at its threshold, whatever the rule.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import os
@@ -86,6 +87,16 @@ class ScoredBatch:
             return None
         return self.features[TARGET].to_numpy(dtype="float", na_value=np.nan)
 
+    def label_metrics(self) -> dict | None:
+        """Accuracy, AUC and confusion at the model's threshold on rows that carry IS_SUCCESSFUL."""
+        from core.evaluation import classification_metrics
+
+        labels = self.labels()
+        if labels is None or np.isnan(labels).all():
+            return None
+        known = ~np.isnan(labels)
+        return classification_metrics(labels[known].astype(int), self.probabilities[known], self.threshold)
+
     def rejects_csv(self) -> bytes:
         return to_csv_bytes(rejects_frame(self.report))
 
@@ -154,7 +165,6 @@ def score_upload(
 def release_memory() -> None:
     """Hand memory freed by a large batch back to the system (a long-running server otherwise keeps
     the high-water mark of every upload)."""
-    import contextlib
     import ctypes
     import gc
 
@@ -340,7 +350,6 @@ class FileScoreSummary:
     variant: str
     version: str
     recommended: int
-    batch_id: str | None = None
 
 
 def _atomic_target(path: Path) -> Path:
@@ -369,7 +378,7 @@ def score_file(
     total = accepted = rejected = warned = recommended = position = 0
     try:
         with open(tmp_out, "w", newline="", encoding="utf-8") as out_fh, (
-            open(tmp_rej, "w", newline="", encoding="utf-8") if tmp_rej else _null()
+            open(tmp_rej, "w", newline="", encoding="utf-8") if tmp_rej else contextlib.nullcontext()
         ) as rej_fh:  # fmt: skip
             first = True
             for line, chunk in iter_chunks(source, chunksize):
@@ -405,14 +414,6 @@ def score_file(
                 tmp.unlink()
     summary = FileScoreSummary(total, accepted, rejected, warned, bundle.variant, bundle.version, recommended)
     return summary, rej_path
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _keep(rows: pd.DataFrame) -> pd.DataFrame:

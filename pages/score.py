@@ -269,16 +269,7 @@ with st.expander("One applicant's reasons in full"):
             st.markdown("- " + safe_text(part))
 st.plotly_chart(plots.score_histogram(scored.probabilities, selection.threshold), key="score_histogram")
 
-metrics = None
-labels = scored.labels()
-if labels is not None:
-    from core.evaluation import classification_metrics
-
-    known = ~(labels != labels)  # not NaN
-    if known.any():
-        metrics = classification_metrics(
-            labels[known].astype(int), scored.probabilities[known], bundle.threshold
-        )
+metrics = scored.label_metrics()
 if metrics:
     st.subheader("Accuracy on this batch (it carries IS_SUCCESSFUL)")
     m1, m2, m3 = st.columns(3)
