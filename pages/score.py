@@ -90,7 +90,7 @@ with friendly_errors():
     key = (hashlib.sha256(data).hexdigest(), bundle.version)
     cached = st.session_state.get("score")
     if cached and cached[0] == key:
-        scored = cached[1]
+        scored, seen_before = cached[1], cached[2]
     else:
         st.session_state.pop("score", None)  # release the previous file's results first
         bar = st.progress(0.0, text="Scoring…")
@@ -110,7 +110,9 @@ with friendly_errors():
         if scored.n:
             with st.spinner("Explaining scores…"):
                 batches.add_reasons(scored, get_explainer(version))
-        st.session_state["score"] = (key, scored)
+        # EINs of batches recorded in the last year: read once per upload, not on every rerun
+        seen_before = batches.seen_before(scored, _recent_eins(scored.file_sha256))
+        st.session_state["score"] = (key, scored, seen_before)
 del data
 if scored is None:
     st.stop()
@@ -150,8 +152,6 @@ if dups.identical_rows:
         f"Identical rows: {dups.identical_rows:,} rows repeat an earlier row exactly "
         f"(first lines: {', '.join(map(str, dups.identical_lines))})."
     )
-recent = _recent_eins(scored.file_sha256)
-seen_before = batches.seen_before(scored, recent)
 if seen_before.any():
     st.warning(
         f"{int(seen_before.sum()):,} applicants have an EIN that appears in a batch recorded in the last "
