@@ -31,3 +31,22 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS")
+
+
+def require_models() -> None:
+    """Stop with a clear message unless $SCREENING_HOME has trained model versions."""
+    from core.registry import list_versions
+
+    if not list_versions(config.models_dir())[0]:
+        sys.exit(f"no models in {config.models_dir()}: run `make models` first")
+
+
+def applicant_files(folder: Path, sizes: dict[str, int]) -> dict[str, Path]:
+    """Synthetic applicant CSVs in ``folder``: name -> rows (each with its own seed)."""
+    from core.synthetic import sample_applicants
+
+    out = {}
+    for seed, (name, rows) in enumerate(sizes.items(), start=5):
+        out[name] = folder / f"{name}.csv"
+        sample_applicants(rows, random_state=seed).to_csv(out[name], index=False)
+    return out

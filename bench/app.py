@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, rss_mb
+from _common import ROOT, applicant_files, require_models, rss_mb
 
 sys.path.insert(0, str(ROOT))
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, free_port, start_server, wait_healthy
@@ -40,16 +40,12 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     from core import config
-    from core.registry import list_versions, live_version
-    from core.synthetic import sample_applicants
+    from core.registry import live_version
 
-    if not list_versions(config.models_dir())[0]:
-        sys.exit(f"no models in {config.models_dir()}: run `make models` first")
+    require_models()
     with tempfile.TemporaryDirectory() as tmp:
-        big = Path(tmp) / "applicants.csv"
-        sample_applicants(args.rows, random_state=5).to_csv(big, index=False)
-        big2 = Path(tmp) / "applicants2.csv"
-        sample_applicants(args.rows, random_state=6).to_csv(big2, index=False)
+        files = applicant_files(Path(tmp), {"applicants": args.rows, "applicants2": args.rows})
+        big, big2 = files["applicants"], files["applicants2"]
         port = free_port()
         started = time.perf_counter()
         proc = start_server(config.home(), port)

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, rss_mb
+from _common import ROOT, applicant_files, require_models, rss_mb
 
 sys.path.insert(0, str(ROOT))
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, free_port, start_server, wait_healthy
@@ -59,16 +59,11 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     from core import config
-    from core.registry import list_versions
-    from core.synthetic import sample_applicants
 
-    if not list_versions(config.models_dir())[0]:
-        sys.exit(f"no models in {config.models_dir()}: run `make models` first")
+    require_models()
     with tempfile.TemporaryDirectory() as tmp:
-        big = Path(tmp) / "applicants.csv"
-        sample_applicants(args.rows, random_state=5).to_csv(big, index=False)
-        small = Path(tmp) / "small.csv"
-        sample_applicants(2000, random_state=6).to_csv(small, index=False)
+        files = applicant_files(Path(tmp), {"applicants": args.rows, "small": 2000})
+        big, small = files["applicants"], files["small"]
         size_mb = big.stat().st_size / 2**20
         port = free_port()
         proc = start_server(
