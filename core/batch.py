@@ -240,6 +240,20 @@ def explain_reasons(
     return reason_codes(explainer.explain(features), seen_names=seen_names)
 
 
+def explain_seconds_per_row(explainer: object, rows: int = 200) -> float:
+    """Seconds to explain one applicant with this explainer, timed on the bundled sample applicants."""
+    import time
+
+    from core import config
+
+    sample = score_upload(explainer.bundle, config.SAMPLE_APPLICANTS.read_bytes(), "sample").features.iloc[
+        :rows
+    ]
+    started = time.perf_counter()
+    explainer.explain(sample)
+    return (time.perf_counter() - started) / max(len(sample), 1)
+
+
 def add_reasons(batch: ScoredBatch, explainer: object, positions: np.ndarray | None = None) -> None:
     """Fill ``batch.reasons`` for the chosen rows (default: ``reason_positions``)."""
     positions = reason_positions(batch.probabilities, batch.source_lines) if positions is None else positions

@@ -28,15 +28,8 @@ EXPLAIN_CHUNK = 500  # rows explained between progress updates (and chances to c
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _seconds_per_row(version: str) -> float:
-    """Measured on the sample applicants with this version (for the estimate before a long job)."""
-    import time
-
-    from core import config
-
-    rows = batches.score_upload(get_bundle(version), config.SAMPLE_APPLICANTS.read_bytes(), "sample").features
-    started = time.perf_counter()
-    get_explainer(version).explain(rows.iloc[:200])
-    return (time.perf_counter() - started) / min(len(rows), 200)
+    """Measured once per version (for the estimate before a long job)."""
+    return batches.explain_seconds_per_row(get_explainer(version))
 
 
 def _duration(seconds: float) -> str:

@@ -174,3 +174,10 @@ def test_serving_never_imports_tensorflow(models_dir: Path, tmp_path: Path) -> N
     modules = json.loads(proc.stdout.strip().splitlines()[-1])
     assert [m for m in modules if not m.startswith("core")] == []
     assert "core.training" not in modules and "core.workflow" not in modules
+
+
+def test_explain_time_estimate_is_positive_and_per_row(bundle) -> None:
+    from core.explain import FieldExplainer
+
+    per_row = batch.explain_seconds_per_row(FieldExplainer(bundle), rows=50)
+    assert 0 < per_row < 1.0
