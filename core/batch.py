@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core import decisions, storage
+from core import decisions, monitoring, storage
 from core.errors import BadRequest
 from core.reading import iter_chunks
 from core.registry import Bundle
@@ -72,6 +72,7 @@ class ScoredBatch:
     probabilities: np.ndarray
     report: ValidationReport  # accepted is emptied (features holds it); rejected + warnings stay
     reasons: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
+    check: monitoring.Check | None = None  # data checks against the model's reference (None: no reference)
 
     @property
     def n(self) -> int:
@@ -131,10 +132,12 @@ def score_upload(
 ) -> ScoredBatch:
     """Validate and score a whole upload (at most ``MAX_CONCURRENT_SCORINGS`` at once per process)."""
     blob = data if isinstance(data, bytes) else Path(data).read_bytes()
+    profile = monitoring.new_profile(bundle)
     with _scoring_slots:
         reports, inputs, features, lines, probs = [], [], [], [], []
         for line, chunk in iter_chunks(blob, chunksize):
             report, chunk_inputs, chunk_lines, chunk_probs = _scored_chunk(bundle, chunk, line)
+            _profile_chunk(bundle, profile, report, chunk_probs)
             features.append(report.accepted.reset_index(drop=True))
             inputs.append(chunk_inputs)
             lines.append(chunk_lines)
@@ -156,10 +159,59 @@ def score_upload(
         probabilities=np.concatenate(probs),
         report=ValidationReport.concat(reports),
         reasons=np.full(len(feats), "", dtype=object),
+        check=monitoring.check_bundle_profile(bundle, profile) if profile is not None else None,
     )
     del reports, inputs, features, lines, probs
     release_memory()
     return scored
+
+
+def _profile_chunk(
+    bundle: Bundle, profile: monitoring.Profile | None, report: ValidationReport, probs: np.ndarray
+) -> None:
+    """Add one validated chunk to a batch's monitoring counts."""
+    if profile is not None:
+        first_time = ~bundle.is_seen(report.accepted) if len(report.accepted) else np.zeros(0, bool)
+        profile.add(report.accepted, probs, first_time, rejected=report.n_rejected)
+
+
+def group_values(batch: ScoredBatch, bundle: Bundle) -> pd.DataFrame:
+    """The batch's rows as groups and cohorts name them (fields as text, ASK_AMT bins, first_time)."""
+    from core.groups import slice_values
+
+    first_time = ~bundle.is_seen(batch.features) if batch.n else np.zeros(0, bool)
+    return slice_values(batch.features, first_time)
+
+
+def groups_of(
+    batch: ScoredBatch,
+    bundle: Bundle,
+    recommended: np.ndarray,
+    by: list[str] | None = None,
+    min_size: int | None = None,
+    with_weak_spots: bool = False,
+    slice_min: int | None = None,
+    values: pd.DataFrame | None = None,
+):
+    """Group rates of a decision on this batch (and weak spots when it carries IS_SUCCESSFUL)."""
+    from core import groups
+
+    values = group_values(batch, bundle) if values is None else values
+    return groups.analyse(
+        values, recommended, batch.probabilities, batch.labels(), by,
+        groups.MIN_GROUP if min_size is None else min_size, with_weak_spots,
+        groups.MIN_SLICE if slice_min is None else slice_min,
+    )  # fmt: skip
+
+
+def estimate(batch: ScoredBatch, selection: decisions.Selection) -> monitoring.Estimate:
+    """Expected accuracy and successes of the decision (CBPE from the calibrated chances)."""
+    return monitoring.estimate(batch.probabilities, selection.mask)
+
+
+def monitoring_record(check: monitoring.Check | None, est: monitoring.Estimate) -> dict:
+    """What a recorded batch keeps of its monitoring: the data checks and the estimate at scoring time."""
+    return {"check": check.to_dict() if check is not None else None, "estimate": est.to_dict()}
 
 
 def release_memory() -> None:
@@ -350,6 +402,7 @@ def record(
         selected=summary["selected"],
         results_csv=results_csv(batch, selection),
         rejects_csv=batch.rejects_csv(),
+        monitoring=monitoring_record(batch.check, estimate(batch, selection)),
         url=url,
     )
 
@@ -364,6 +417,8 @@ class FileScoreSummary:
     variant: str
     version: str
     recommended: int
+    check: monitoring.Check | None = None
+    estimate: monitoring.Estimate | None = None
 
 
 def _atomic_target(path: Path) -> Path:
@@ -390,6 +445,7 @@ def score_file(
     tmp_rej = _atomic_target(rej_path) if rej_path else None
     kept = pd.DataFrame()  # features of the rows that may get reasons (bounded: see _keep)
     total = accepted = rejected = warned = recommended = position = 0
+    profile, sums = monitoring.new_profile(bundle), monitoring.EstimateSums()
     try:
         with open(tmp_out, "w", newline="", encoding="utf-8") as out_fh, (
             open(tmp_rej, "w", newline="", encoding="utf-8") if tmp_rej else contextlib.nullcontext()
@@ -397,6 +453,8 @@ def score_file(
             first = True
             for line, chunk in iter_chunks(source, chunksize):
                 report, inputs, lines, probs = _scored_chunk(bundle, chunk, line)
+                _profile_chunk(bundle, profile, report, probs)
+                sums.add(probs, probs >= threshold)
                 blank = np.full(len(probs), "", object)
                 frame = _results(
                     inputs, lines, probs, probs >= threshold, blank, bundle.threshold, bundle.version
@@ -426,7 +484,10 @@ def score_file(
         for tmp in (tmp_out, tmp_rej):
             if tmp is not None and tmp.exists():
                 tmp.unlink()
-    summary = FileScoreSummary(total, accepted, rejected, warned, bundle.variant, bundle.version, recommended)
+    check = monitoring.check_bundle_profile(bundle, profile) if profile is not None else None
+    summary = FileScoreSummary(
+        total, accepted, rejected, warned, bundle.variant, bundle.version, recommended, check, sums.result()
+    )
     return summary, rej_path
 
 
@@ -463,3 +524,161 @@ def check_recordable(user: str | None) -> str:
     if not user or not user.strip():
         raise BadRequest("Recording needs a user name (--user NAME).")
     return user.strip()
+
+
+# -- outcomes that arrived later ----------------------------------------------------------------
+@dataclass
+class OutcomesResult:
+    """Outcomes attached to a recorded batch, measured against the recorded recommendation."""
+
+    batch_id: str
+    joined_on: str  # "EIN" or "source_line"
+    realized: monitoring.Realized
+    estimate: monitoring.Estimate  # made at scoring time (recomputed for batches recorded before it)
+    outcome_rows: int  # rows in the outcomes file
+    bad_rows: int  # rows whose IS_SUCCESSFUL is not 0 or 1
+
+    def to_dict(self) -> dict:
+        return {
+            "batch_id": self.batch_id,
+            "joined_on": self.joined_on,
+            "n_matched": self.realized.n_matched,
+            "n_unmatched": self.realized.n_unmatched,
+            "outcome_rows": self.outcome_rows,
+            "bad_rows": self.bad_rows,
+            "accuracy": self.realized.accuracy,
+            "estimated_accuracy": self.estimate.accuracy,
+            "estimated_accuracy_low": self.estimate.accuracy_low,
+            "estimated_accuracy_high": self.estimate.accuracy_high,
+            "precision_recommended": self.realized.precision_recommended,
+            "estimated_precision": self.estimate.expected_precision,
+            "roc_auc": self.realized.roc_auc,
+            "calibration_gap": self.realized.calibration_gap,
+            "expected_calibration_error": self.realized.expected_calibration_error,
+            "calibration": self.realized.calibration,
+        }
+
+
+def _outcome_table(data: bytes) -> pd.DataFrame:
+    from core.reading import read_table
+
+    frame = read_table(data)
+    frame.columns = [
+        SOURCE_LINE if normalise_header(c) == SOURCE_LINE.upper() else normalise_header(c)
+        for c in frame.columns
+    ]
+    if TARGET not in frame:
+        raise BadRequest(f"The outcomes file needs an {TARGET} column (0 or 1), with EIN or source_line.")
+    return frame
+
+
+def stored_estimate(record: storage.BatchRecord, results: pd.DataFrame) -> monitoring.Estimate:
+    """The estimate made when the batch was recorded (recomputed from its stored chances if older)."""
+    stored = record.monitoring_data().get("estimate")
+    if stored:
+        return monitoring.Estimate.from_dict(stored)
+    return monitoring.estimate(
+        results[PROBABILITY].astype(float).to_numpy(), results[RECOMMENDED].astype(int).to_numpy() == 1
+    )
+
+
+def attach_outcomes(
+    batch_id: str, data: bytes, file_name: str, user: str, url: str | None = None
+) -> OutcomesResult:
+    """Join an outcomes file to a recorded batch (on EIN when both sides have unique EINs, else on
+    source_line), measure the recorded recommendation (the rule, before overrides) against it, store it."""
+    import io
+
+    record_ = storage.get_batch(batch_id, url)
+    stored, _ = storage.batch_files(batch_id, url)
+    results = pd.read_csv(io.BytesIO(stored), dtype=str, keep_default_na=False)
+    frame = _outcome_table(data)
+    label = frame[TARGET].astype(str).str.strip()
+    good = label.isin(["0", "1", "0.0", "1.0"])
+    bad_rows = int((~good).sum())
+    frame = frame.loc[good].assign(**{TARGET: label[good].astype(float).astype(int)})
+    eins = results[ID_FIELD].str.strip() if ID_FIELD in results else None
+    joined_on = None
+    if ID_FIELD in frame and eins is not None and (eins != "").all() and eins.is_unique:
+        theirs = frame[ID_FIELD].astype(str).str.strip()
+        if theirs.is_unique:
+            joined_on = ID_FIELD
+            lookup = dict(zip(theirs, frame[TARGET]))
+            outcome = eins.map(lookup)
+    if joined_on is None:
+        if SOURCE_LINE not in frame:
+            raise BadRequest(
+                "The outcomes file needs EIN (unique in the batch and the file) or source_line to match rows."
+            )
+        lines = pd.to_numeric(frame[SOURCE_LINE], errors="coerce")
+        ok = lines.notna() & ~lines.duplicated(keep=False)
+        joined_on = SOURCE_LINE
+        lookup = dict(zip(lines[ok].astype(int), frame.loc[ok, TARGET]))
+        outcome = results[SOURCE_LINE].astype(int).map(lookup)
+    matched = outcome.notna().to_numpy()
+    if not matched.any():
+        raise BadRequest(f"No row of the outcomes file matches a row of batch {batch_id} (by {joined_on}).")
+    probs = results[PROBABILITY].astype(float).to_numpy()[matched]
+    rec = results[RECOMMENDED].astype(int).to_numpy()[matched] == 1
+    y = outcome.to_numpy()[matched].astype(int)
+    real = monitoring.realized(probs, rec, y, n_unmatched=int(len(frame) - matched.sum()))
+    result = OutcomesResult(
+        batch_id, joined_on, real, stored_estimate(record_, results), len(frame) + bad_rows, bad_rows
+    )
+    kept = pd.DataFrame({SOURCE_LINE: results[SOURCE_LINE].astype(int).to_numpy()[matched], TARGET: y})
+    storage.add_outcomes(
+        batch_id,
+        user=user,
+        file_name=file_name,
+        joined_on=joined_on,
+        summary=result.to_dict(),
+        outcomes_csv=kept.to_csv(index=False).encode(),
+        url=url,
+    )
+    return result
+
+
+def monitoring_history(url: str | None = None) -> pd.DataFrame:
+    """One row per recorded batch, oldest first: data-check status, estimated and (when outcomes
+    arrived) realized accuracy; History's trend table and chart."""
+    records = storage.list_batches(url)
+    arrived = storage.latest_outcomes(url)
+    rows = []
+    for r in reversed(records):
+        data = r.monitoring_data()
+        check, est = data.get("check") or {}, data.get("estimate") or {}
+        real = arrived.get(r.id)
+        rows.append(
+            {
+                "batch": r.id,
+                "recorded": r.created_at,
+                "model_version": r.version,
+                "live": bool(r.live) if r.live is not None else None,
+                "rows": r.accepted,
+                "data_checks": monitoring.STATUS_WORDS.get(check.get("status", ""), "not checked"),
+                "failed_checks": ", ".join(
+                    k for k, v in {**check.get("fields", {}), **check.get("extra", {})}.items()
+                    if v.get("status") == monitoring.FAIL
+                ),
+                "estimated_accuracy": est.get("accuracy"),
+                "estimated_low": est.get("accuracy_low"),
+                "estimated_high": est.get("accuracy_high"),
+                "realized_accuracy": real.summary.get("accuracy") if real else None,
+                "outcomes_matched": real.summary.get("n_matched") if real else None,
+            }
+        )  # fmt: skip
+    frame = pd.DataFrame(
+        rows,
+        columns=["batch", "recorded", "model_version", "live", "rows", "data_checks", "failed_checks",
+                 "estimated_accuracy", "estimated_low", "estimated_high", "realized_accuracy",
+                 "outcomes_matched"],
+    )  # fmt: skip
+    for col in [
+        "estimated_accuracy",
+        "estimated_low",
+        "estimated_high",
+        "realized_accuracy",
+        "outcomes_matched",
+    ]:
+        frame[col] = pd.to_numeric(frame[col], errors="coerce")
+    return frame

@@ -143,6 +143,7 @@ def _record_file(args: argparse.Namespace, bundle, summary, user: str, live: boo
     import hashlib
 
     from core import storage
+    from core.batch import monitoring_record
     from core.decisions import Rule
 
     threshold = bundle.threshold if args.threshold is None else float(args.threshold)
@@ -163,7 +164,116 @@ def _record_file(args: argparse.Namespace, bundle, summary, user: str, live: boo
         selected=summary.recommended,
         results_csv=Path(args.output).read_bytes(),
         rejects_csv=rejects,
+        monitoring=monitoring_record(summary.check, summary.estimate),
     )
+
+
+def _write_json(path: str, data: dict) -> None:
+    from core.storage import to_json
+
+    _write_atomic(Path(path), (to_json(data) + "\n").encode())
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Data checks of a file against the model's training data, and the accuracy estimate."""
+    from core.batch import score_upload
+    from core.decisions import Rule
+    from core.monitoring import ASSUMPTION, estimate
+
+    bundle = _bundle(args)
+    threshold = bundle.threshold if args.threshold is None else float(args.threshold)
+    Rule("threshold", threshold=threshold)  # validates it
+    path = Path(args.input)
+    if not path.is_file():
+        raise UserError(f"File not found: {args.input}")
+    batch = score_upload(bundle, path, path.name)
+    if batch.check is None:
+        raise UserError(
+            f"Model version {bundle.version} has no reference profile (its training data is not available "
+            "here), so the batch cannot be checked."
+        )
+    est = estimate(batch.probabilities, batch.probabilities >= threshold)
+    out = {
+        **batch.check.to_dict(),
+        "threshold": threshold,
+        "estimate": {**est.to_dict(), "assumption": ASSUMPTION},
+    }
+    _write_json(args.json, out)
+    print(batch.check.summary(), file=sys.stderr)
+    print(est.sentence(), file=sys.stderr)
+    return 0
+
+
+def cmd_outcomes(args: argparse.Namespace) -> int:
+    """Attach outcomes to a recorded batch and compare them with the estimate made at scoring time."""
+    from core.batch import attach_outcomes
+    from core.storage import to_json
+
+    path = Path(args.input)
+    if not path.is_file():
+        raise UserError(f"File not found: {args.input}")
+    user = args.user or os.environ.get("USER") or "cli"
+    result = attach_outcomes(args.batch, path.read_bytes(), path.name, user)
+    data = result.to_dict()
+    if args.json:
+        _write_json(args.json, data)
+    print(to_json(data))
+    return 0
+
+
+def cmd_groups(args: argparse.Namespace) -> int:
+    """Group rates of the decision on a file, and (with labels) the model's weak spots."""
+    from core.batch import decide, groups_of, score_upload
+    from core.decisions import Rule
+    from core.groups import GROUP_FIELDS
+
+    if args.threshold is not None and args.budget is not None:
+        raise UserError("give --threshold or --budget, not both")
+    if args.min_size is not None and args.min_size < 1:
+        raise UserError("--min-size must be at least 1")
+    by = (
+        [f.strip().upper() if f.strip().lower() != "first_time" else "first_time" for f in args.by.split(",")]
+        if args.by
+        else None
+    )
+    unknown = [f for f in by or [] if f not in GROUP_FIELDS]
+    if unknown:
+        raise UserError(f"unknown --by field(s) {', '.join(unknown)}; choose from {', '.join(GROUP_FIELDS)}")
+    bundle = _bundle(args)
+    rule = (
+        Rule("budget", budget=args.budget, rank_by="probability")
+        if args.budget is not None
+        else Rule("threshold", threshold=bundle.threshold if args.threshold is None else args.threshold)
+    )
+    path = Path(args.input)
+    if not path.is_file():
+        raise UserError(f"File not found: {args.input}")
+    scored = score_upload(bundle, path, path.name)
+    if scored.n == 0:
+        raise UserError("no valid rows to group")
+    selection = decide(scored, rule)
+    report, spots = groups_of(
+        scored, bundle, selection.mask, by, args.min_size, args.weak_spots,
+        slice_min=args.min_size,
+    )  # fmt: skip
+    out = {
+        "model_version": bundle.version,
+        "n_rows": scored.n,
+        "decision": {"rule": rule.describe(), "recommended": int(selection.mask.sum())},
+        "labelled": scored.labels() is not None,
+        **report.to_dict(),
+    }
+    if args.weak_spots:
+        if spots is None:
+            print(
+                "No IS_SUCCESSFUL column: weak spots need outcomes, so none were computed.", file=sys.stderr
+            )
+        else:
+            out["weak_spots"] = [s.to_dict() for s in spots]
+    _write_json(args.json, out)
+    for sentence in report.sentences:
+        print(sentence, file=sys.stderr)
+    return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -392,6 +502,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--record", action="store_true", help="record the batch (prints its id)")
     p.add_argument("--user", help="who records the batch (with --record)")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser(
+        "check", help="data checks of a file against the training data, and the accuracy estimate"
+    )
+    p.add_argument("--input", required=True)
+    version_opts(p)
+    p.add_argument(
+        "--threshold", type=float, help="decision threshold for the estimate (default: the model's)"
+    )
+    p.add_argument("--json", required=True, help="write the checks and the estimate here")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser(
+        "outcomes", help="attach outcomes (EIN or source_line + IS_SUCCESSFUL) to a recorded batch"
+    )
+    p.add_argument("--batch", required=True)
+    p.add_argument("--input", required=True)
+    p.add_argument("--json", help="also write the result here")
+    p.add_argument("--user", help="who attaches them (default: $USER)")
+    p.set_defaults(func=cmd_outcomes)
+
+    p = sub.add_parser("groups", help="group rates of the decision, and weak spots on labelled files (JSON)")
+    p.add_argument("--input", required=True)
+    version_opts(p)
+    p.add_argument("--threshold", type=float, help="recommend at this chance (default: the model's)")
+    p.add_argument("--budget", type=float, help="recommend the most likely applicants within this budget")
+    p.add_argument(
+        "--by", help="comma-separated fields (default: the nine application fields and first_time)"
+    )
+    p.add_argument(
+        "--min-size", type=int, help="minimum group size (default 30) and weak-spot size (default 50)"
+    )
+    p.add_argument("--weak-spots", action="store_true", help="also find weak spots (needs IS_SUCCESSFUL)")
+    p.add_argument("--json", required=True, help="write the result here")
+    p.set_defaults(func=cmd_groups)
 
     p = sub.add_parser("evaluate", help="metrics (JSON) on a file that has IS_SUCCESSFUL")
     p.add_argument("--input", required=True)

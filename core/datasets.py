@@ -6,7 +6,9 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
 from core.errors import FileError
 from core.reading import read_table
@@ -50,3 +52,33 @@ def load_training_data(source: str | Path | bytes | None = None, name: str | Non
     if frame[TARGET].nunique() < 2:
         raise FileError("IS_SUCCESSFUL has only one value; training needs both successes and failures.")
     return TrainingData(frame, label, digest, report, synthetic=source is None)
+
+
+@dataclass
+class Splits:
+    """Row positions of the three splits of one training file."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    kind: str = "random"
+
+
+def split_rows(
+    y: np.ndarray,
+    seed: int = 0,
+    test_size: float = 0.2,
+    val_size: float = 0.2,
+    groups: np.ndarray | None = None,
+) -> Splits:
+    """Stratified random splits, or (with ``groups``) no group on two sides of the test cut."""
+    idx = np.arange(len(y))
+    if groups is None:
+        rest, test = train_test_split(idx, test_size=test_size, random_state=seed, stratify=y)
+        kind = "random"
+    else:
+        gss = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
+        rest, test = next(gss.split(idx, y, groups))
+        kind = "grouped"
+    train, val = train_test_split(rest, test_size=val_size, random_state=seed + 1, stratify=y[rest])
+    return Splits(np.sort(train), np.sort(val), np.sort(test), kind)

@@ -268,3 +268,53 @@ def dependence(dep: pd.DataFrame, field: str) -> go.Figure:
     if field != "ASK_AMT" and dep["value"].nunique() >= MAX_CATEGORIES:
         title += f" ({MAX_CATEGORIES} most frequent values)"
     return _layout(fig, title, FIELD_LABELS.get(field, field), "probability points")
+
+
+def monitoring_trend(history: pd.DataFrame) -> go.Figure:
+    """Estimated accuracy (with its 90% interval) and realized accuracy per batch over time, one colour,
+    dash and marker per model version; realized points are hollow diamonds."""
+    fig = go.Figure()
+    for version, rows in history.groupby("model_version", sort=False):
+        style = variant_style(version)
+        label = safe_text(str(version))
+        low = rows["estimated_accuracy"] - rows["estimated_low"]
+        high = rows["estimated_high"] - rows["estimated_accuracy"]
+        fig.add_trace(
+            go.Scatter(
+                x=rows["recorded"], y=rows["estimated_accuracy"], name=f"estimated · {label}",
+                mode="lines+markers", line={"color": style["color"], "dash": style["dash"]},
+                marker={"symbol": style["symbol"], "size": 8},
+                error_y={"type": "data", "symmetric": False, "array": high, "arrayminus": low},
+            )
+        )  # fmt: skip
+        real = rows.dropna(subset=["realized_accuracy"])
+        if len(real):
+            fig.add_trace(
+                go.Scatter(
+                    x=real["recorded"], y=real["realized_accuracy"], name=f"realized · {label}",
+                    mode="markers", marker={"symbol": "diamond-open", "size": 12, "color": style["color"],
+                                            "line": {"width": 2}},
+                )
+            )  # fmt: skip
+    return _layout(fig, "Accuracy by batch: estimated at scoring time and realized", "recorded", "accuracy")
+
+
+def monitoring_trend_summary(history: pd.DataFrame) -> str:
+    """The trend chart in one sentence."""
+    if history.empty:
+        return "No batch recorded yet."
+    checked = history[history["data_checks"] != "not checked"]
+    failed = int((history["data_checks"] == "Fail").sum())
+    real = history.dropna(subset=["realized_accuracy"])
+    text = (
+        f"{len(history)} batches; {len(checked)} with data checks, {failed} of them failed. "
+        f"Estimated accuracy ranges from {history['estimated_accuracy'].min():.1%} to "
+        f"{history['estimated_accuracy'].max():.1%}."
+    )
+    if len(real):
+        gap = (real["estimated_accuracy"] - real["realized_accuracy"]).abs().mean()
+        text += (
+            f" Outcomes arrived for {len(real)}; estimated and realized accuracy differ by "
+            f"{gap:.1%} on average."
+        )
+    return text

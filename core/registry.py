@@ -62,6 +62,7 @@ BUNDLE_FILES = (
     "test_predictions.parquet",
     "background.parquet",
     "training_names.parquet",
+    "reference.json",  # the monitoring reference profile (core.monitoring), versions from 2026-11-27 on
 )
 REQUIRED_FILES = (META, NETWORK_FILE, "preprocessor.joblib", "history.json")
 STALE_TMP_S = 3600.0
@@ -235,6 +236,7 @@ def save_bundle(
     test_predictions: pd.DataFrame,
     background: pd.DataFrame,
     training_names: pd.Series,
+    reference: object | None = None,
 ) -> ModelCard:
     """Write a new immutable version of ``variant``; returns its card (with the version id)."""
     import joblib
@@ -256,6 +258,8 @@ def save_bundle(
             test_predictions.to_parquet(tmp / "test_predictions.parquet", index=False)
             background.to_parquet(tmp / "background.parquet", index=False)
             pd.DataFrame({"NAME": training_names}).to_parquet(tmp / "training_names.parquet", index=False)
+            if reference is not None:  # the monitoring profile (core.monitoring.Reference)
+                (tmp / "reference.json").write_text(reference.to_json())
             files = {p.name: file_sha256(p) for p in tmp.iterdir()}
             digest = content_hash(files)
             created = datetime.fromisoformat(card["created"])

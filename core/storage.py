@@ -18,7 +18,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import json
 import logging
+import math
 import os
 import re
 import sqlite3
@@ -85,6 +87,7 @@ batches = Table(
     Column("rank_by", String(32)),
     Column("rule_key", String(120)),
     Column("live", Integer),
+    Column("monitoring", Text),  # JSON: data checks and the accuracy estimate at scoring time
 )
 
 overrides = Table(
@@ -99,7 +102,35 @@ overrides = Table(
     Column("user", String(120), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+outcomes = Table(
+    "outcomes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("batch_id", String(36), ForeignKey("batches.id"), nullable=False, index=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("user", String(120), nullable=False),
+    Column("file_name", String(255), nullable=False),
+    Column("joined_on", String(16), nullable=False),
+    Column("summary", Text, nullable=False),  # JSON: the realized figures (core.monitoring.Realized)
+    Column("outcomes_csv", LargeBinary, nullable=False),  # source_line, IS_SUCCESSFUL of matched rows
+)
 OVERRIDE_WORDS = {1: "approve", 0: "decline", -1: "none"}
+
+
+def _finite(value: object) -> object:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def to_json(value: object) -> str:
+    """JSON for stored summaries: NaN and infinities become null (PostgreSQL and browsers refuse them)."""
+    return json.dumps(_finite(value), allow_nan=False, default=float)
+
 
 _engine_lock = threading.Lock()
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -276,6 +307,16 @@ class BatchRecord:
     rank_by: str | None = None
     rule_key: str | None = None
     live: int | None = None
+    monitoring: str | None = None  # JSON: {"check": ..., "estimate": ...} at scoring time
+
+    def monitoring_data(self) -> dict:
+        """The stored data checks and estimate ({} for batches recorded before monitoring existed)."""
+        if not self.monitoring:
+            return {}
+        try:
+            return json.loads(self.monitoring)
+        except ValueError:
+            return {}
 
     def rule_text(self) -> str:
         if self.mode == "threshold":
@@ -313,6 +354,7 @@ def record_batch(
     selected: int,
     results_csv: bytes,
     rejects_csv: bytes,
+    monitoring: dict | None = None,
     url: str | None = None,
 ) -> str:
     """Store a scored batch in one transaction; returns its id. Refuses the same file, version and
@@ -339,6 +381,7 @@ def record_batch(
         "selected": int(selected),
         "results_csv": results_csv,
         "rejects_csv": rejects_csv,
+        "monitoring": to_json(monitoring) if monitoring else None,
     }
     with _record_lock, get_engine(url).begin() as conn:
         existing = conn.execute(
@@ -418,6 +461,80 @@ def batch_files(batch_id: str, url: str | None = None) -> tuple[bytes, bytes]:
     if row is None:
         raise BadRequest(f"No recorded batch {batch_id}.")
     return bytes(row[0]), bytes(row[1])
+
+
+# -- outcomes ------------------------------------------------------------------------------------
+@_guard
+def add_outcomes(
+    batch_id: str,
+    *,
+    user: str,
+    file_name: str,
+    joined_on: str,
+    summary: dict,
+    outcomes_csv: bytes,
+    url: str | None = None,
+) -> None:
+    """Attach outcomes that arrived for a recorded batch (a later attachment supersedes, both are kept)."""
+    with get_engine(url).begin() as conn:
+        exists = conn.execute(select(func.count()).where(batches.c.id == batch_id)).scalar()
+        if not exists:
+            raise BadRequest(f"No recorded batch {batch_id}.")
+        conn.execute(
+            outcomes.insert().values(
+                batch_id=batch_id,
+                created_at=datetime.now(UTC),
+                user=clean_text(user, 120),
+                file_name=clean_text(file_name or "outcomes.csv", 255) or "outcomes.csv",
+                joined_on=joined_on,
+                summary=to_json(summary),
+                outcomes_csv=outcomes_csv,
+            )
+        )
+    maybe_backup(url)
+
+
+@dataclass
+class OutcomesRecord:
+    batch_id: str
+    created_at: datetime
+    user: str
+    file_name: str
+    joined_on: str
+    summary: dict
+
+
+@_guard
+def latest_outcomes(url: str | None = None) -> dict[str, OutcomesRecord]:
+    """The latest outcomes attached to each batch, by batch id."""
+    cols = [c for c in outcomes.c if c.name != "outcomes_csv"]
+    with get_engine(url).connect() as conn:
+        rows = conn.execute(select(*cols).order_by(outcomes.c.id)).mappings().all()
+    found: dict[str, OutcomesRecord] = {}
+    for r in rows:
+        found[r["batch_id"]] = OutcomesRecord(
+            r["batch_id"],
+            r["created_at"],
+            r["user"],
+            r["file_name"],
+            r["joined_on"],
+            json.loads(r["summary"]),
+        )
+    return found
+
+
+@_guard
+def outcomes_frame(batch_id: str, url: str | None = None) -> pd.DataFrame | None:
+    """source_line and IS_SUCCESSFUL of the latest outcomes of a batch (None when none arrived)."""
+    with get_engine(url).connect() as conn:
+        blob = conn.execute(
+            select(outcomes.c.outcomes_csv)
+            .where(outcomes.c.batch_id == batch_id)
+            .order_by(outcomes.c.id.desc())
+        ).scalar()
+    if blob is None:
+        return None
+    return pd.read_csv(io.BytesIO(bytes(blob)))
 
 
 # -- overrides -----------------------------------------------------------------------------------

@@ -15,45 +15,15 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import GroupShuffleSplit, train_test_split
 from sklearn.pipeline import Pipeline
 
+from core.datasets import Splits, split_rows
 from core.features import frame_names, make_preprocessor
 from core.schema import TARGET
 from core.variants import VariantSpec
 
 # progress(variant, epoch, max_epochs, logs): called after every epoch.
 Progress = Callable[[str, int, int, dict], None]
-
-
-@dataclass
-class Splits:
-    """Row positions of the three splits of one training file."""
-
-    train: np.ndarray
-    val: np.ndarray
-    test: np.ndarray
-    kind: str = "random"
-
-
-def split_rows(
-    y: np.ndarray,
-    seed: int = 0,
-    test_size: float = 0.2,
-    val_size: float = 0.2,
-    groups: np.ndarray | None = None,
-) -> Splits:
-    """Stratified random splits, or (with ``groups``) no group on two sides of the test cut."""
-    idx = np.arange(len(y))
-    if groups is None:
-        rest, test = train_test_split(idx, test_size=test_size, random_state=seed, stratify=y)
-        kind = "random"
-    else:
-        gss = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
-        rest, test = next(gss.split(idx, y, groups))
-        kind = "grouped"
-    train, val = train_test_split(rest, test_size=val_size, random_state=seed + 1, stratify=y[rest])
-    return Splits(np.sort(train), np.sort(val), np.sort(test), kind)
 
 
 def grouped_split(df: pd.DataFrame, seed: int = 0) -> Splits:

@@ -19,6 +19,7 @@ from core.card import ModelCard
 from core.datasets import TrainingData, load_training_data
 from core.evaluation import evaluate_grouped, evaluate_predictions
 from core.features import known_names, seen_mask
+from core.monitoring import build_reference
 from core.network import Network
 from core.registry import ensure_live, save_bundle
 from core.schema import TARGET
@@ -84,6 +85,13 @@ def train_variants(
             fitted_on = frame
         if grouped:
             meta["metrics"]["grouped"] = evaluate_grouped(spec.name, frame, seed)
+        reference = build_reference(
+            fitted_on,
+            trained.pipeline,
+            test_frame["success_probability"].to_numpy(),
+            rejected_share=data.report.n_rejected / max(data.report.n_input, 1),
+            test_seen=test_frame["seen_organisation"].to_numpy(),
+        )
         background = fitted_on.sample(min(BACKGROUND_ROWS, len(fitted_on)), random_state=seed)
         results[spec.name] = save_bundle(
             models_dir,
@@ -96,6 +104,7 @@ def train_variants(
             test_predictions=test_frame,
             background=background.drop(columns=[TARGET]).reset_index(drop=True),
             training_names=pd.Series(sorted(known_names(fitted_on)), dtype=object),
+            reference=reference,
         )
     ensure_live(models_dir, list(results.values()))
     return results

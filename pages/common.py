@@ -301,3 +301,55 @@ def csv_download(
     """A CSV download button (``where``: a column or st itself). ``data`` may be a function: the file is
     then made only when someone downloads it, not held in memory on every run."""
     where.download_button(label, data, file_name=file_name, mime="text/csv", key=key, on_click="ignore")
+
+
+# -- monitoring panels (Score and History) ----------------------------------------------------------
+STATUS_BOX = {"ok": "success", "warn": "warning", "fail": "error"}
+
+
+def data_check_panel(check: object | None, key: str) -> None:
+    """A batch's data checks: one sentence in words (with its status word), then the table per field
+    (status as a word, the values never seen in training named, as plain text)."""
+    from core.monitoring import STATUS_WORDS
+
+    st.subheader("Data checks against the training data")
+    if check is None:
+        st.info("No reference profile for this model version: data checks are not available.")
+        return
+    getattr(st, STATUS_BOX[check.status])(safe_text(check.summary()))
+    table = check.table()
+    st.dataframe(
+        table,
+        hide_index=True,
+        key=key,
+        column_config={
+            "meaning": st.column_config.TextColumn(width="large"),
+            "never_seen_in_training": st.column_config.TextColumn("never seen in training (rows)"),
+        },
+    )
+    st.caption(
+        f"{STATUS_WORDS['fail']}: the difference is significant after correcting for the {len(table)} checks "
+        "and large (PSI at least 0.10). "
+        f"{STATUS_WORDS['warn']}: significant but small, or 1% or more of rows hold values never seen in "
+        "training. Reference: " + safe_text(check.reference_basis) + "."
+    )
+
+
+def estimate_panel(est: object, check: object | None) -> None:
+    """Accuracy expected before outcomes exist, next to the decision."""
+    from core.monitoring import ASSUMPTION, FAIL
+
+    e1, e2, e3 = st.columns(3)
+    e1.metric(
+        "Expected accuracy",
+        f"{est.accuracy:.1%}",
+        help=f"90% interval {est.accuracy_low:.1%} to {est.accuracy_high:.1%}",
+    )
+    e2.metric("90% interval", f"{est.accuracy_low:.1%} – {est.accuracy_high:.1%}")
+    e3.metric(
+        "Expected to succeed among recommended",
+        "–" if est.expected_precision is None else f"{est.expected_precision:.1%}",
+    )
+    st.caption(safe_text(est.sentence() + " " + ASSUMPTION))
+    if check is not None and check.status == FAIL:
+        st.warning("Data checks failed for this batch: treat this estimate as unreliable.")

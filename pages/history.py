@@ -5,16 +5,19 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import storage
+from core import batch as batches
+from core import plots, storage
 from core.errors import StorageError
+from core.monitoring import Check, Estimate
 from core.scoring import to_csv_bytes
 from core.text import safe_text
-from pages.common import csv_download, download_name, friendly_errors, page_setup
+from pages.common import csv_download, data_check_panel, download_name, friendly_errors, page_setup
 
 user = page_setup("history")
 st.title("Scored batches")
 try:
     records = storage.list_batches()
+    trend = batches.monitoring_history()
 except StorageError as err:
     st.error(safe_text(str(err)))
     st.stop()
@@ -39,12 +42,28 @@ listing = pd.DataFrame(
         for r in records
     ]
 )
+by_id = trend.set_index("batch")
+listing["data checks"] = listing["id"].map(by_id["data_checks"]).fillna("not checked")
+listing["estimated accuracy"] = listing["id"].map(by_id["estimated_accuracy"])
+listing["realized accuracy"] = listing["id"].map(by_id["realized_accuracy"])
 st.dataframe(
     listing,
     hide_index=True,
     key="history_table",
-    column_config={"rule": st.column_config.TextColumn(width="medium")},
+    column_config={
+        "rule": st.column_config.TextColumn(width="medium"),
+        "estimated accuracy": st.column_config.NumberColumn(format="%.3f"),
+        "realized accuracy": st.column_config.NumberColumn(format="%.3f"),
+    },
 )
+failed = int((listing["data checks"] == "Fail").sum())
+if failed:
+    st.warning(f"{failed} batch(es) failed their data checks (column 'data checks' says Fail).")
+with st.expander("Accuracy over time: estimated at scoring, realized when outcomes arrived"):
+    st.markdown(safe_text(plots.monitoring_trend_summary(trend)))
+    if len(trend):
+        st.plotly_chart(plots.monitoring_trend(trend), key="history_trend")
+        st.dataframe(trend, hide_index=True, key="history_trend_table")
 ids = [r.id for r in records]
 labels = {r.id: f"{r.created_at:%Y-%m-%d %H:%M} · {r.file_name} · {r.user}" for r in records}
 batch_id = st.selectbox("Batch", ids, format_func=labels.get, key="history_batch")
@@ -76,6 +95,57 @@ with friendly_errors():
     )
 if current is None:
     st.stop()
+
+# -- monitoring of the chosen batch ------------------------------------------------------------------
+stored = record.monitoring_data()
+with st.expander("Data checks and accuracy estimate at scoring time"):
+    if stored.get("check"):
+        data_check_panel(Check.from_dict(stored["check"]), "history_checks")
+    else:
+        st.info("This batch was recorded before data checks existed.")
+    if stored.get("estimate"):
+        st.markdown(safe_text(Estimate.from_dict(stored["estimate"]).sentence()))
+arrived = storage.latest_outcomes().get(batch_id)
+st.subheader("Outcomes")
+outcomes_notice = st.session_state.pop("outcomes_notice", None)
+if outcomes_notice:
+    st.success(outcomes_notice)
+if arrived:
+    real = arrived.summary
+    o1, o2, o3, o4 = st.columns(4)
+    o1.metric("Realized accuracy", f"{real['accuracy']:.1%}")
+    o2.metric(
+        "Estimated at scoring",
+        f"{real['estimated_accuracy']:.1%}" if real.get("estimated_accuracy") is not None else "–",
+    )
+    o3.metric(
+        "Recommended who succeeded",
+        "–" if real.get("precision_recommended") is None else f"{real['precision_recommended']:.1%}",
+    )
+    o4.metric("ROC AUC", "–" if real.get("roc_auc") is None else f"{real['roc_auc']:.3f}")
+    st.caption(
+        f"{real['n_matched']:,} applicants matched on {safe_text(arrived.joined_on)} from "
+        f"{safe_text(arrived.file_name)} (attached by {safe_text(arrived.user)}, "
+        f"{arrived.created_at:%Y-%m-%d %H:%M}). Calibration gap (mean chance minus success rate): "
+        f"{real['calibration_gap']:+.1%}. Accuracy is that of the recorded recommendation, before overrides."
+    )
+    if real.get("calibration"):
+        st.dataframe(pd.DataFrame(real["calibration"]), hide_index=True, key="history_calibration")
+else:
+    st.caption("No outcomes attached yet.")
+if user.can("override"):
+    outcome_file = st.file_uploader(
+        "Outcomes file (EIN or source_line, and IS_SUCCESSFUL 0/1)", key="history_outcomes_file"
+    )
+    if st.button("Attach outcomes", key="history_outcomes_attach", disabled=outcome_file is None):
+        with friendly_errors():
+            result = batches.attach_outcomes(batch_id, outcome_file.getvalue(), outcome_file.name, user.name)
+            st.session_state["outcomes_notice"] = (
+                f"Outcomes attached: {result.realized.n_matched:,} applicants matched on {result.joined_on}; "
+                f"realized accuracy {result.realized.accuracy:.1%} "
+                f"(estimated {result.estimate.accuracy:.1%})."
+            )
+            st.rerun()
 overridden = int((current["override"] != "none").sum())
 st.caption(f"{overridden:,} applicants overridden by staff. final_decision is the decision after overrides.")
 st.dataframe(current, hide_index=True, key="history_rows")

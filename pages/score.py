@@ -14,7 +14,9 @@ from core.scoring import PROBABILITY
 from core.text import compact_count, compact_money, safe_text
 from pages.common import (
     csv_download,
+    data_check_panel,
     download_name,
+    estimate_panel,
     friendly_errors,
     get_bundle,
     get_explainer,
@@ -153,6 +155,7 @@ if seen_before.any():
 if scored.n == 0:
     st.error("No row could be scored. Fix the rejected rows above and upload the file again.")
     st.stop()
+data_check_panel(scored.check, "score_checks")
 
 # -- decision ----------------------------------------------------------------------------------
 st.subheader("Decision")
@@ -209,6 +212,8 @@ if selection.mode == "budget" and selection.cut_probability is not None:
             else ""
         )
     )
+
+estimate_panel(batches.estimate(scored, selection), scored.check)
 
 # -- results -----------------------------------------------------------------------------------
 missing = int((scored.reasons == "").sum())
