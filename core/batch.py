@@ -682,3 +682,29 @@ def monitoring_history(url: str | None = None) -> pd.DataFrame:
     ]:
         frame[col] = pd.to_numeric(frame[col], errors="coerce")
     return frame
+
+
+def recorded_groups(
+    batch_id: str, bundle: Bundle | None, min_size: int | None = None, url: str | None = None
+):
+    """Group rates of a recorded batch's decision after overrides (``final_decision``), with the
+    outcomes when they arrived (then also weak spots). ``bundle``: the version that scored it, for
+    first-time organisations (None when that version is gone: no first_time groups)."""
+    from core import groups
+    from core.schema import parse_amounts
+
+    current = storage.results_with_overrides(batch_id, url)
+    features = current.copy()
+    features["ASK_AMT"] = parse_amounts(current["ASK_AMT"]).fillna(0)
+    first_time = ~bundle.is_seen(features) if bundle is not None else None
+    values = groups.slice_values(features, first_time)
+    labels = None
+    arrived = storage.outcomes_frame(batch_id, url)
+    if arrived is not None:
+        lookup = dict(zip(arrived[SOURCE_LINE].astype(int), arrived[TARGET].astype(float)))
+        labels = current[SOURCE_LINE].astype(int).map(lookup).to_numpy(dtype=float)
+    return groups.analyse(
+        values, current["final_decision"].astype(int).to_numpy() == 1,
+        current[PROBABILITY].astype(float).to_numpy(), labels, None,
+        groups.MIN_GROUP if min_size is None else min_size, labels is not None,
+    )  # fmt: skip

@@ -195,9 +195,28 @@ def compare_pair(
     }
 
 
-def summary_row(label: str, card: object) -> dict:
-    """One row of the Compare table from a model card."""
-    test, grouped = card.test, card.grouped
+def cohort_test_report(bundle: object, rule: dict[str, str]) -> dict:
+    """A version's test-split report restricted to a cohort's rows (metrics and curves), with ``n``."""
+    from core.groups import cohort_mask, test_split_values
+    from core.schema import TARGET
+
+    values, preds = test_split_values(bundle)
+    mask = cohort_mask(values, rule)
+    y = preds[TARGET].to_numpy()[mask]
+    p = preds["success_probability"].to_numpy()[mask]
+    seen = preds["seen_organisation"].to_numpy(dtype=bool)[mask] if "seen_organisation" in preds else None
+    if len(y) == 0:
+        return {"n": 0}
+    report = evaluate_predictions(y, p, bundle.threshold, seen=seen)
+    report["n"] = len(y)
+    return report
+
+
+def summary_row(label: str, card: object, test: dict | None = None) -> dict:
+    """One row of the Compare table from a model card (``test``: another report, e.g. a cohort's)."""
+    grouped = card.grouped
+    first_time = card.first_time if test is None else test.get("new_organisations", {})
+    test = card.test if test is None else test
     return {
         "version": label,
         "variant": card.variant,
@@ -210,7 +229,7 @@ def summary_row(label: str, card: object) -> dict:
         "recall": test.get("recall"),
         "f1": test.get("f1"),
         "ece": test.get("ece"),
-        "new_org_accuracy": card.first_time.get("accuracy"),
+        "new_org_accuracy": first_time.get("accuracy"),
         "grouped_accuracy": grouped.get("accuracy"),
         "grouped_roc_auc": grouped.get("roc_auc"),
         "parameters": card.parameters or None,
@@ -219,9 +238,11 @@ def summary_row(label: str, card: object) -> dict:
     }
 
 
-def comparison_table(cards: dict) -> pd.DataFrame:
-    """Versions side by side, one row each (``cards``: label -> ModelCard)."""
-    return pd.DataFrame([summary_row(label, c) for label, c in cards.items()])
+def comparison_table(cards: dict, tests: dict | None = None) -> pd.DataFrame:
+    """Versions side by side, one row each (``cards``: label -> ModelCard; ``tests``: label -> report
+    to use instead of the card's test split, e.g. a cohort's)."""
+    tests = tests or {}
+    return pd.DataFrame([summary_row(label, c, tests.get(label)) for label, c in cards.items()])
 
 
 def head_to_head(candidate: object, live: object) -> list[dict]:

@@ -64,6 +64,16 @@ class Attributions:
     def fields(self) -> list[str]:
         return list(self.values.columns)
 
+    def subset(self, mask: np.ndarray) -> Attributions:
+        """Only the rows where ``mask`` holds (e.g. a cohort's)."""
+        mask = np.asarray(mask, dtype=bool)
+        return Attributions(
+            self.values[mask].reset_index(drop=True),
+            self.base_value,
+            np.asarray(self.probability)[mask],
+            self.data[mask].reset_index(drop=True),
+        )
+
     def to_shap(self):
         """As a ``shap.Explanation`` (for shap's own plots)."""
         import shap

@@ -41,6 +41,7 @@ MIN_GROUP = 30
 MIN_SLICE = 50
 TOP_SLICES = 10
 MERGE_JACCARD = 0.5
+RANKING = "z"  # (rate - overall) * sqrt(n): the binomial z-score up to a constant; or "lower bound"
 Z95 = 1.959963984540054
 # ASK_AMT bins as this tool writes them: (label, upper bound inclusive)
 ASK_BINS = [
@@ -75,7 +76,8 @@ def slice_values(features: pd.DataFrame, first_time: np.ndarray | None) -> pd.Da
             out[f] = features[f].astype(str).to_numpy()
     if first_time is not None:
         out[FIRST_TIME] = np.where(np.asarray(first_time, dtype=bool), "1", "0")
-    return pd.DataFrame(out, index=features.index)
+    # categories: a 200,000-row batch's groups take a few MB, not one Python string per cell
+    return pd.DataFrame({k: pd.Categorical(v) for k, v in out.items()}, index=features.index)
 
 
 def wilson(successes: float, n: int) -> tuple[float | None, float | None]:
@@ -282,12 +284,12 @@ def weak_spots(
 ) -> list[WeakSpot]:
     """Slices whose error rate stands furthest above the overall rate, by the strength of the evidence.
 
-    A slice's evidence is how far the lower end of its 95% Wilson interval lies above the overall
-    error rate ("wrong at least this much more often, with 95% confidence"): a tiny slice with a high
-    raw rate has a wide interval and a low lower end; a huge slice barely above the overall rate has
-    a lower end close to it. Slices whose lower end does not clear the overall rate are left out.
-    Going down that ranking, a slice overlapping an already listed one (Jaccard > 0.5) is merged into
-    it; the list stops at ``top`` distinct slices.
+    A slice's evidence is its one-sided binomial z-score against the overall error rate,
+    (rate - overall) * sqrt(n) / sd: a tiny slice with a high raw rate is not enough, and neither is a
+    huge slice barely above the overall rate. Only slices whose 95% Wilson interval lies above the
+    overall rate are listed. Going down that ranking, a slice overlapping an already listed one
+    (Jaccard > 0.5) is merged into it; the list stops at ``top`` distinct slices. (``RANKING =
+    "lower bound"`` ranks by the interval's lower end instead; bench/groups.py measured both.)
     """
     by = by or [f for f in GROUP_FIELDS if f in values]
     err = np.asarray(errors, dtype=bool)
@@ -307,7 +309,8 @@ def weak_spots(
             nn, kk = int(n[j]), int(k[j])
             lo, _ = wilson(kk, nn)
             if lo is not None and lo > base:
-                candidates.append((lo - base, rule(j), nn, kk))
+                evidence = lo - base if RANKING == "lower bound" else (kk / nn - base) * math.sqrt(nn)
+                candidates.append((evidence, rule(j), nn, kk))
 
     for f in by:
         width = len(uniques[f])
@@ -404,6 +407,30 @@ def cohort_mask(values: pd.DataFrame, rule: dict[str, str]) -> np.ndarray:
             raise BadRequest(f"This data has no {f} to select the cohort by.")
         mask &= values[f].astype(str).to_numpy() == str(v)
     return mask
+
+
+def spots_table(spots: list[WeakSpot]) -> pd.DataFrame:
+    """Weak spots as a table (the chart's numbers)."""
+    return pd.DataFrame(
+        [
+            {"slice": s.describe(), "n": s.n, "errors": s.errors, "error_rate": s.error_rate,
+             "error_low": s.error_low, "error_high": s.error_high, "overall_error_rate": s.overall_error_rate,
+             "lift": s.lift, "merged": "; ".join(describe_rule(m) for m in s.merged)}
+            for s in spots
+        ],
+        columns=["slice", "n", "errors", "error_rate", "error_low", "error_high", "overall_error_rate",
+                 "lift", "merged"],
+    )  # fmt: skip
+
+
+def test_split_values(bundle: object) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A version's test split (labels, chances) and its rows as groups name them."""
+    preds = bundle.test_predictions()
+    if "seen_organisation" in preds:
+        seen = preds["seen_organisation"].to_numpy(dtype=bool)
+    else:
+        seen = bundle.is_seen(preds)
+    return slice_values(preds, ~seen), preds
 
 
 def describe_rule(rule: dict[str, str]) -> str:

@@ -318,3 +318,70 @@ def monitoring_trend_summary(history: pd.DataFrame) -> str:
             f"{gap:.1%} on average."
         )
     return text
+
+
+def group_rates_figure(table: pd.DataFrame, field_name: str) -> go.Figure:
+    """Selection rate per group of one field with its 95% interval; the four-fifths line of the highest
+    sizeable group; flagged groups drawn hatched and labelled, never by colour alone."""
+    rows = table[table["field"] == field_name]
+    labels = [safe_text(str(v)) for v in rows["value"]]
+    flagged = rows["flag"].to_numpy(dtype=bool)
+    fig = go.Figure(
+        go.Bar(
+            x=labels,
+            y=rows["selection_rate"],
+            error_y={
+                "type": "data", "symmetric": False,
+                "array": (rows["selection_high"] - rows["selection_rate"]).fillna(0),
+                "arrayminus": (rows["selection_rate"] - rows["selection_low"]).fillna(0),
+            },
+            marker={"color": [PALETTE[1] if f else PALETTE[0] for f in flagged],
+                    "pattern": {"shape": ["/" if f else "" for f in flagged]}},
+            text=["below 4/5" if f else "" for f in flagged],
+            textposition="outside",
+            hovertemplate="%{x}: %{y:.1%}<extra></extra>",
+        )
+    )  # fmt: skip
+    sizeable = rows[~rows["small"].astype(bool)]
+    if len(sizeable):
+        top = float(sizeable["selection_rate"].max())
+        fig.add_hline(y=0.8 * top, line_dash="dash", annotation_text="four-fifths of the highest rate")
+    fig.update_yaxes(tickformat=".0%", range=[0, 1.05])
+    return _layout(fig, f"Selection rate by {field_name}", field_name, "share recommended")
+
+
+def group_rates_summary(table: pd.DataFrame, field_name: str) -> str:
+    rows = table[table["field"] == field_name]
+    if rows.empty:
+        return f"No groups for {field_name}."
+    top = rows.loc[rows["selection_rate"].idxmax()]
+    low = rows.loc[rows["selection_rate"].idxmin()]
+    flagged = int(rows["flag"].sum())
+    return (
+        f"{len(rows)} groups of {field_name}: selection rates from {low['selection_rate']:.0%} "
+        f"({safe_text(str(low['value']))}) to {top['selection_rate']:.0%} ({safe_text(str(top['value']))}); "
+        f"{flagged} below four-fifths of the highest sizeable group."
+    )
+
+
+def weak_spots_figure(spots: pd.DataFrame) -> go.Figure:
+    """Error rate of each weak spot with its 95% interval, against the overall error rate."""
+    fig = go.Figure(
+        go.Bar(
+            y=[safe_text(str(r)) for r in spots["slice"]],
+            x=spots["error_rate"],
+            orientation="h",
+            marker={"color": PALETTE[1], "pattern": {"shape": "/"}},
+            error_x={"type": "data", "symmetric": False,
+                     "array": spots["error_high"] - spots["error_rate"],
+                     "arrayminus": spots["error_rate"] - spots["error_low"]},
+            hovertemplate="%{y}: %{x:.1%}<extra></extra>",
+        )
+    )  # fmt: skip
+    if len(spots):
+        fig.add_vline(
+            x=float(spots["overall_error_rate"].iloc[0]), line_dash="dash", annotation_text="overall"
+        )
+    fig.update_xaxes(tickformat=".0%")
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, "Weak spots: where the decision is wrong most", "error rate", "")

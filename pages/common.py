@@ -353,3 +353,68 @@ def estimate_panel(est: object, check: object | None) -> None:
     st.caption(safe_text(est.sentence() + " " + ASSUMPTION))
     if check is not None and check.status == FAIL:
         st.warning("Data checks failed for this batch: treat this estimate as unreliable.")
+
+
+# -- groups and weak spots -------------------------------------------------------------------------
+GROUPS_NOTE = (
+    "A ratio under 0.8 (the four-fifths rule) says the decision selects that group less often than the "
+    "most-selected one; it does not say why, and it is not proof of unfairness: groups can differ in their "
+    "applications. Small groups are noisy: read the 95% intervals. Groups smaller than the minimum size "
+    "are shown but never flagged."
+)
+
+
+def group_panel(report: object, key: str, spots: list | None = None) -> None:
+    """Group rates of a decision: the flags in words, one field's chart with its summary, every group's
+    table; weak spots (labelled data) as a chart and table."""
+    from core import plots
+    from core.groups import spots_table
+
+    table = report.table()
+    if report.sentences:
+        st.markdown("**Flags (four-fifths rule):**")
+        for sentence in report.sentences:
+            st.markdown("- " + safe_text(sentence))
+    else:
+        st.markdown(
+            "No group of at least the minimum size is selected at under four-fifths of the highest rate."
+        )
+    fields = list(dict.fromkeys(table["field"]))
+    chosen = st.selectbox("Field to chart", fields, key=f"{key}_field")
+    st.caption(safe_text(plots.group_rates_summary(table, chosen)))
+    st.plotly_chart(plots.group_rates_figure(table, chosen), key=f"{key}_chart")
+    st.dataframe(table, hide_index=True, key=f"{key}_table")
+    st.caption(GROUPS_NOTE)
+    if spots is not None:
+        st.markdown("**Weak spots: where the decision is wrong most** (slices of at least the minimum size)")
+        if not spots:
+            st.markdown("No slice's error rate stands clearly above the overall rate.")
+            return
+        frame = spots_table(spots)
+        for spot in spots[:3]:
+            st.markdown("- " + safe_text(spot.sentence()))
+        st.plotly_chart(plots.weak_spots_figure(frame), key=f"{key}_spots_chart")
+        st.dataframe(frame, hide_index=True, key=f"{key}_spots_table")
+
+
+def cohort_picker(key: str, label: str = "Cohort") -> tuple[str | None, dict | None]:
+    """A saved cohort to filter by (None: every row)."""
+    from core.groups import describe_rule, list_cohorts
+
+    try:
+        cohorts = list_cohorts()
+    except ScreeningError as err:
+        st.error(safe_text(str(err)))
+        cohorts = {}
+    if not cohorts:
+        return None, None
+    options = ["(all rows)", *cohorts]
+    name = st.selectbox(
+        label,
+        options,
+        key=key,
+        format_func=lambda n: n if n == "(all rows)" else f"{n}: {describe_rule(cohorts[n])}",
+    )
+    if name == "(all rows)":
+        return None, None
+    return name, cohorts[name]

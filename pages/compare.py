@@ -4,13 +4,31 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import evaluation, plots
+from core import evaluation, groups, plots
 from core.scoring import PROBABILITY
-from pages.common import friendly_errors, get_bundle, page_setup, version_label, versions
+from core.text import safe_text
+from pages.common import (
+    cohort_picker,
+    friendly_errors,
+    get_bundle,
+    group_panel,
+    page_setup,
+    version_label,
+    versions,
+)
 
 LOWER_IS_BETTER = {"log_loss", "brier", "ece", "parameters", "epochs", "train_seconds"}
 
-page_setup("compare")
+
+def _in_cohort(bundle: object):
+    """The version's test predictions, only the chosen cohort's rows when one is chosen."""
+    values, preds = groups.test_split_values(bundle)
+    if cohort is None:
+        return preds
+    return preds[groups.cohort_mask(values, cohort)].reset_index(drop=True)
+
+
+user = page_setup("compare")
 st.title("Compare model versions")
 cards, errors, live = versions()
 if not cards:
@@ -31,7 +49,17 @@ chosen = st.multiselect(
 if not chosen:
     st.stop()
 
-table = evaluation.comparison_table({v: cards[v] for v in chosen})
+cohort_name, cohort = cohort_picker("compare_cohort", "Cohort (filters the metrics, curves and tests below)")
+cohort_tests: dict[str, dict] = {}
+if cohort is not None:
+    with friendly_errors():
+        cohort_tests = {v: evaluation.cohort_test_report(get_bundle(v), cohort) for v in chosen}
+    sizes = ", ".join(f"{cohort_tests[v].get('n', 0):,}" for v in chosen if v in cohort_tests)
+    st.info(safe_text(f"Cohort {cohort_name}: {groups.describe_rule(cohort)}. Test rows in it: {sizes}."))
+    if not cohort_tests or any(t.get("n", 0) == 0 for t in cohort_tests.values()):
+        st.warning("The cohort has no test rows for at least one version; showing every test row instead.")
+        cohort, cohort_tests = None, {}
+table = evaluation.comparison_table({v: cards[v] for v in chosen}, cohort_tests)
 metric_cols = [c for c in table.columns if c not in ("version", "variant", "data") and table[c].notna().any()]
 table = table[["version", "variant", "data", *metric_cols]]
 higher = [c for c in metric_cols if c not in LOWER_IS_BETTER]
@@ -59,7 +87,7 @@ c1.plotly_chart(plots.training_curves(histories, "loss", best), key="compare_los
 c2.plotly_chart(plots.training_curves(histories, "accuracy", best), key="compare_accuracy")
 st.plotly_chart(plots.learning_rate_curves(histories), key="compare_lr")
 
-tests = {v: cards[v].test for v in chosen}
+tests = {v: cohort_tests.get(v, cards[v].test) for v in chosen}
 c1, c2 = st.columns(2)
 c1.plotly_chart(
     plots.roc_curves(
@@ -81,7 +109,7 @@ with c1:
     focus = st.selectbox("Confusion matrix of", chosen, key="compare_confusion_variant")
     threshold = st.slider("at threshold", 0.0, 1.0, 0.5, 0.01, key="compare_threshold")
     with friendly_errors():
-        preds = get_bundle(focus).test_predictions()
+        preds = _in_cohort(get_bundle(focus))
         at = evaluation.metrics_at_threshold(preds["IS_SUCCESSFUL"], preds[PROBABILITY], threshold)
         st.plotly_chart(
             plots.confusion_matrix_figure(at["confusion"], f"{focus} at {threshold:.2f}"),
@@ -96,6 +124,44 @@ c2.plotly_chart(
     key="compare_calibration",
 )
 
+st.subheader("Groups and weak spots (test split)")
+gv1, gv2, gv3 = st.columns(3)
+group_version = gv1.selectbox(
+    "Version", chosen, format_func=lambda v: version_label(cards[v], live), key="compare_groups_version"
+)
+group_min = gv2.number_input("Minimum group size", 1, 10_000, groups.MIN_GROUP, key="compare_group_min")
+slice_min = gv3.number_input("Minimum weak-spot size", 1, 10_000, groups.MIN_SLICE, key="compare_slice_min")
+spots: list = []
+with friendly_errors():
+    g_bundle = get_bundle(group_version)
+    g_values, g_preds = groups.test_split_values(g_bundle)
+    g_p = g_preds[PROBABILITY].to_numpy()
+    g_report, spots = groups.analyse(
+        g_values, g_p >= g_bundle.threshold, g_p, g_preds["IS_SUCCESSFUL"].to_numpy(dtype=float),
+        min_size=int(group_min), with_weak_spots=True, slice_min=int(slice_min),
+    )  # fmt: skip
+    st.caption(f"Decision: the model's threshold {g_bundle.threshold:.2f}, on its {len(g_p):,} test rows.")
+    group_panel(g_report, "compare_groups", spots)
+if spots and user.can("compare"):
+    with st.form("compare_save_cohort", clear_on_submit=True):
+        st.markdown("**Save a weak spot as a cohort** (it then filters Compare and Explain)")
+        which = st.selectbox(
+            "Weak spot",
+            range(len(spots)),
+            format_func=lambda i: spots[i].describe(),
+            key="compare_cohort_spot",
+        )
+        cohort_label = st.text_input("Cohort name", key="compare_cohort_name")
+        save = st.form_submit_button("Save cohort")
+    if save:
+        with friendly_errors():
+            groups.save_cohort(cohort_label, spots[which].rule)
+            st.session_state["compare_notice"] = f"Saved cohort {' '.join(cohort_label.split())[:80]}."
+            st.rerun()
+notice = st.session_state.pop("compare_notice", None)
+if notice:
+    st.success(safe_text(notice))
+
 st.subheader("Pairwise")
 if len(chosen) < 2:
     st.info("Choose at least two versions to compare them pairwise.")
@@ -107,7 +173,7 @@ if a == b:
     st.info("Choose two different versions.")
     st.stop()
 with friendly_errors():
-    pair = evaluation.compare_pair(a, get_bundle(a).test_predictions(), b, get_bundle(b).test_predictions())
+    pair = evaluation.compare_pair(a, _in_cohort(get_bundle(a)), b, _in_cohort(get_bundle(b)))
     mc, boot = pair["mcnemar"], pair["bootstrap"]
     q1, q2, q3 = st.columns(3)
     q1.metric("Accuracy A − B", f"{boot['difference']:+.2%}")

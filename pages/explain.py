@@ -9,7 +9,7 @@ from core import config, explain, plots
 from core.reading import read_table
 from core.schema import FIELD_LABELS, KNOWN_VALUES, validate
 from core.text import safe_text
-from pages.common import friendly_errors, get_bundle, get_explainer, model_page
+from pages.common import cohort_picker, friendly_errors, get_bundle, get_explainer, model_page
 
 MAX_ROWS = 500
 
@@ -47,6 +47,21 @@ if attr is None or len(attr.values) == 0:
 if len(attr.values) == MAX_ROWS:
     st.caption(f"Showing the first {MAX_ROWS} valid applicants.")
 
+cohort_name, cohort = cohort_picker("explain_cohort", "Cohort (filters the applicants explained)")
+if cohort is not None:
+    from core.groups import cohort_mask, describe_rule, slice_values
+
+    inside = cohort_mask(slice_values(attr.data, ~bundle.is_seen(attr.data)), cohort)
+    st.info(
+        safe_text(
+            f"Cohort {cohort_name}: {describe_rule(cohort)}. "
+            f"{int(inside.sum()):,} of {len(inside):,} applicants."
+        )
+    )
+    if not inside.any():
+        st.warning("No applicant of this set is in the cohort.")
+        st.stop()
+    attr = attr.subset(inside)
 importance = explain.get_importance_df(attr)
 c1, c2 = st.columns(2)
 c1.plotly_chart(plots.importance_bar(importance), key="explain_importance")

@@ -7,11 +7,19 @@ import streamlit as st
 
 from core import batch as batches
 from core import plots, storage
-from core.errors import StorageError
+from core.errors import ScreeningError, StorageError
 from core.monitoring import Check, Estimate
 from core.scoring import to_csv_bytes
 from core.text import safe_text
-from pages.common import csv_download, data_check_panel, download_name, friendly_errors, page_setup
+from pages.common import (
+    csv_download,
+    data_check_panel,
+    download_name,
+    friendly_errors,
+    get_bundle,
+    group_panel,
+    page_setup,
+)
 
 user = page_setup("history")
 st.title("Scored batches")
@@ -146,6 +154,16 @@ if user.can("override"):
                 f"(estimated {result.estimate.accuracy:.1%})."
             )
             st.rerun()
+with st.expander("Groups: who the decision after overrides selects"):
+    h_min = st.number_input("Minimum group size", 1, 10_000, 30, key="history_group_min")
+    with friendly_errors():
+        try:
+            scored_by = get_bundle(record.version)
+        except ScreeningError:
+            scored_by = None
+            st.caption("The model version that scored this batch is gone: no first-time groups.")
+        h_report, h_spots = batches.recorded_groups(batch_id, scored_by, int(h_min))
+        group_panel(h_report, "history_groups", h_spots)
 overridden = int((current["override"] != "none").sum())
 st.caption(f"{overridden:,} applicants overridden by staff. final_decision is the decision after overrides.")
 st.dataframe(current, hide_index=True, key="history_rows")

@@ -20,6 +20,7 @@ from pages.common import (
     friendly_errors,
     get_bundle,
     get_explainer,
+    group_panel,
     model_page,
     versions,
 )
@@ -67,6 +68,7 @@ elif st.session_state.get("score_sample_on"):
     source_name, data = config.SAMPLE_APPLICANTS.name, config.SAMPLE_APPLICANTS.read_bytes()
 else:
     st.session_state.pop("score", None)  # nothing uploaded: keep nothing
+    st.session_state.pop("score_group_values", None)
     st.info("Upload a file or try the bundled sample of 300 synthetic applicants.")
     st.stop()
 
@@ -214,6 +216,19 @@ if selection.mode == "budget" and selection.cut_probability is not None:
     )
 
 estimate_panel(batches.estimate(scored, selection), scored.check)
+with st.expander("Groups: who this decision selects", expanded=False):
+    g1, g2 = st.columns(2)
+    min_size = g1.number_input("Minimum group size", 1, 10_000, 30, key="score_group_min")
+    values_key = ("score_group_values", scored.file_sha256, scored.version)
+    if st.session_state.get("score_group_values", (None,))[0] != values_key:
+        st.session_state["score_group_values"] = (values_key, batches.group_values(scored, bundle))
+    values = st.session_state["score_group_values"][1]
+    with friendly_errors():
+        labelled = scored.labels() is not None
+        report, spots = batches.groups_of(
+            scored, bundle, selection.mask, min_size=int(min_size), with_weak_spots=labelled, values=values
+        )
+        group_panel(report, "score_groups", spots)
 
 # -- results -----------------------------------------------------------------------------------
 missing = int((scored.reasons == "").sum())

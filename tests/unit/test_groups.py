@@ -119,10 +119,10 @@ def test_a_planted_weak_spot_is_found_first() -> None:
     assert spots[0].error_low < spots[0].error_rate < spots[0].error_high
 
 
-def test_overlapping_slices_are_merged_into_the_stronger_one() -> None:
+def test_listed_slices_never_overlap_by_more_than_half() -> None:
     values, errors, rule = planted()
     spots = groups.weak_spots(values, errors, by=["A", "B", "C"], min_size=50)
-    # (A=a2, B=b3, restricted to C=c1 or c2) overlaps the planted slice by about half...
+    assert spots[0].rule == rule
     rules = [s.rule for s in spots]
     assert len(rules) == len({json.dumps(r, sort_keys=True) for r in rules})
     for i, spot in enumerate(spots):
@@ -130,9 +130,9 @@ def test_overlapping_slices_are_merged_into_the_stronger_one() -> None:
         for other in spots[:i]:
             omask = groups.cohort_mask(values, other.rule)
             assert (mask & omask).sum() / (mask | omask).sum() <= groups.MERGE_JACCARD
-    # a slice made almost of the planted rows is folded in, not listed
-    near = {"A": "a2", "B": "b3"}
-    assert near in [s.rule for s in spots] and len(spots) <= groups.TOP_SLICES
+    # the planted slice cut by C (about half of its rows each) is not merged; A=a2 alone holds the
+    # planted rows among three times as many: Jaccard about 1/4, listed on its own if at all
+    assert len(spots) <= groups.TOP_SLICES
 
 
 def test_merged_slices_are_recorded_on_the_survivor() -> None:
@@ -222,8 +222,9 @@ def test_cli_groups_budget_by_and_min_size(models_dir: Path, tmp_path: Path, cap
     src = tmp_path / "u.csv"
     generate(400, random_state=32, with_target=False).to_csv(src, index=False)
     out = tmp_path / "u.json"
-    assert main(["groups", "--input", str(src), "--version", bundle.version, "--budget", "3000000",
-                 "--by", "AFFILIATION,first_time", "--min-size", "10", "--weak-spots", "--json", str(out)]) == 0  # fmt: skip
+    args = ["groups", "--input", str(src), "--version", bundle.version, "--budget", "3000000",
+            "--by", "AFFILIATION,first_time", "--min-size", "10", "--weak-spots", "--json", str(out)]  # fmt: skip
+    assert main(args) == 0
     got = json.loads(out.read_text())
     assert {g["field"] for g in got["groups"]} == {"AFFILIATION", "first_time"}
     assert "weak_spots" not in got  # no labels
