@@ -310,7 +310,7 @@ STATUS_BOX = {"ok": "success", "warn": "warning", "fail": "error"}
 def data_check_panel(check: object | None, key: str) -> None:
     """A batch's data checks: one sentence in words (with its status word), then the table per field
     (status as a word, the values never seen in training named, as plain text)."""
-    from core.monitoring import STATUS_WORDS
+    from core.monitoring import N_TESTS, STATUS_WORDS
 
     st.subheader("Data checks against the training data")
     if check is None:
@@ -328,8 +328,8 @@ def data_check_panel(check: object | None, key: str) -> None:
         },
     )
     st.caption(
-        f"{STATUS_WORDS['fail']}: the difference is significant after correcting for the {len(table)} checks "
-        "and large (PSI at least 0.10). "
+        f"{STATUS_WORDS['fail']}: the difference is significant after correcting for the {N_TESTS} tests "
+        "(p under 0.01 / tests) and large (PSI at least 0.10); the model's chances fail on PSI 0.25 alone. "
         f"{STATUS_WORDS['warn']}: significant but small, or 1% or more of rows hold values never seen in "
         "training. Reference: " + safe_text(check.reference_basis) + "."
     )

@@ -223,7 +223,8 @@ def test_cli_groups_budget_by_and_min_size(models_dir: Path, tmp_path: Path, cap
     generate(400, random_state=32, with_target=False).to_csv(src, index=False)
     out = tmp_path / "u.json"
     args = ["groups", "--input", str(src), "--version", bundle.version, "--budget", "3000000",
-            "--by", "AFFILIATION,first_time", "--min-size", "10", "--weak-spots", "--json", str(out)]  # fmt: skip
+            "--by", "AFFILIATION,first_time", "--min-size", "10", "--weak-spots",
+            "--json", str(out)]  # fmt: skip
     assert main(args) == 0
     got = json.loads(out.read_text())
     assert {g["field"] for g in got["groups"]} == {"AFFILIATION", "first_time"}
