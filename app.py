@@ -27,6 +27,7 @@ else:
     pages = [
         st.Page("pages/score.py", title="Score", icon=":material/fact_check:", default=True),
         st.Page("pages/history.py", title="History", icon=":material/history:"),
+        st.Page("pages/review.py", title="Review", icon=":material/rule:"),
         st.Page("pages/explain.py", title="Explain", icon=":material/insights:"),
     ]
     if user.can("compare"):

@@ -708,3 +708,55 @@ def recorded_groups(
         current[PROBABILITY].astype(float).to_numpy(), labels, None,
         groups.MIN_GROUP if min_size is None else min_size, labels is not None,
     )  # fmt: skip
+
+
+# -- decision support: decline reasons and what it would take --------------------------------------
+def decision_line(batch: ScoredBatch, selection: decisions.Selection) -> float:
+    """The chance an applicant must reach under the rule: the threshold, or (budget) the lowest chance
+    the budget funded."""
+    if selection.mode == "threshold":
+        return float(selection.threshold)
+    funded = batch.probabilities[selection.mask]
+    return float(funded.min()) if len(funded) else float(batch.probabilities.max(initial=1.0))
+
+
+def applicant_support(
+    batch: ScoredBatch,
+    selection: decisions.Selection,
+    explainer: object,
+    positions: np.ndarray,
+    fields: list[str] | None = None,
+    max_changes: int = 2,
+) -> tuple[list[list[str]], list]:
+    """For rows at ``positions``: their decline reasons (only fields that lowered the chance; empty for
+    recommended rows) and the smallest verified change that reaches the decision line (None for
+    recommended rows)."""
+    from core.explain import name_records
+    from core.whatif import Searcher, decline_reasons
+
+    positions = np.asarray(positions, dtype=int)
+    declined = ~selection.mask[positions]
+    reasons: list[list[str]] = [[] for _ in positions]
+    suggestions: list = [None for _ in positions]
+    todo = positions[declined]
+    if len(todo):
+        rows = batch.features.iloc[todo].drop(columns=[TARGET], errors="ignore")
+        attr = explainer.explain(rows)
+        found = decline_reasons(attr, explainer.bundle.seen_names, name_records(explainer.bundle))
+        cfs = Searcher(explainer.bundle, fields, max_changes).search(rows, decision_line(batch, selection))
+        for k, j in enumerate(np.flatnonzero(declined)):
+            reasons[j] = found[k]
+            suggestions[j] = cfs[k]
+    return reasons, suggestions
+
+
+def decline_letters_csv(
+    batch: ScoredBatch, selection: decisions.Selection, explainer: object, fields: list[str] | None = None
+) -> bytes:
+    """One row per applicant: source_line, EIN, NAME, decision, reasons and suggestion (declined only)."""
+    from core.whatif import decline_letter_frame
+
+    positions = np.arange(batch.n)
+    reasons, suggestions = applicant_support(batch, selection, explainer, positions, fields)
+    results = results_frame(batch, selection)
+    return to_csv_bytes(decline_letter_frame(results, reasons, suggestions))

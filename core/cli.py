@@ -276,6 +276,29 @@ def cmd_groups(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_whatif(args: argparse.Namespace) -> int:
+    """What it would take for each applicant below the threshold to reach it."""
+    from core.scoring import neutralise
+    from core.whatif import parse_fields, whatif_frame
+
+    fields = parse_fields(args.change)
+    if args.max_changes is not None and not 1 <= args.max_changes <= 3:
+        raise UserError("--max-changes must be 1, 2 or 3")
+    path = Path(args.input)
+    if not path.is_file():
+        raise UserError(f"File not found: {args.input}")
+    bundle = _bundle(args)
+    frame = whatif_frame(bundle, path, args.threshold, fields, args.max_changes or 2)
+    _write_atomic(Path(args.output), neutralise(frame).to_csv(index=False).encode("utf-8"))
+    below = frame["cf_found"].astype(str)
+    print(
+        f"{len(frame)} rows: {int((below == '1').sum())} below the threshold with a suggestion, "
+        f"{int((below == '0').sum())} without one (model version {bundle.version})",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from core.evaluation import evaluate_predictions
     from core.reading import read_table
@@ -537,6 +560,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weak-spots", action="store_true", help="also find weak spots (needs IS_SUCCESSFUL)")
     p.add_argument("--json", required=True, help="write the result here")
     p.set_defaults(func=cmd_groups)
+
+    p = sub.add_parser(
+        "whatif", help="the smallest verified change that brings each applicant to the threshold"
+    )
+    p.add_argument("--input", required=True)
+    p.add_argument("--output", required=True)
+    version_opts(p)
+    p.add_argument("--threshold", type=float, help="the chance to reach (default: the model's threshold)")
+    p.add_argument(
+        "--change", help="fields that may change (default: ASK_AMT,USE_CASE,SPECIAL_CONSIDERATIONS)"
+    )
+    p.add_argument(
+        "--max-changes", type=int, default=2, help="at most this many fields change (1-3; default 2)"
+    )
+    p.set_defaults(func=cmd_whatif)
 
     p = sub.add_parser("evaluate", help="metrics (JSON) on a file that has IS_SUCCESSFUL")
     p.add_argument("--input", required=True)

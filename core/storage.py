@@ -114,7 +114,23 @@ outcomes = Table(
     Column("summary", Text, nullable=False),  # JSON: the realized figures (core.monitoring.Realized)
     Column("outcomes_csv", LargeBinary, nullable=False),  # source_line, IS_SUCCESSFUL of matched rows
 )
+review_items = Table(
+    "review_items",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("batch_id", String(36), ForeignKey("batches.id"), nullable=False, index=True),
+    Column("source_line", Integer, nullable=False),
+    Column("why", Text, nullable=False),  # the queue rules that picked the row, "; "-joined
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("assigned_to", String(120)),
+    Column("status", String(16), nullable=False),  # open / resolved
+    Column("decision", String(16)),  # approve / decline / keep
+    Column("reason", Text),
+    Column("resolved_by", String(120)),
+    Column("resolved_at", DateTime(timezone=True)),
+)
 OVERRIDE_WORDS = {1: "approve", 0: "decline", -1: "none"}
+REVIEW_DECISIONS = {"approve": 1, "decline": 0, "keep": -1}  # the override each resolution records
 
 
 def _finite(value: object) -> object:
@@ -535,6 +551,110 @@ def outcomes_frame(batch_id: str, url: str | None = None) -> pd.DataFrame | None
     if blob is None:
         return None
     return pd.read_csv(io.BytesIO(bytes(blob)))
+
+
+# -- the review queue ----------------------------------------------------------------------------
+@_guard
+def add_review_items(batch_id: str, items: list[tuple[int, str]], url: str | None = None) -> int:
+    """Queue rows of a batch for a human look (``(source_line, why)``); rows already queued are kept
+    as they are. Returns how many were added."""
+    now = datetime.now(UTC)
+    with get_engine(url).begin() as conn:
+        if not conn.execute(select(func.count()).where(batches.c.id == batch_id)).scalar():
+            raise BadRequest(f"No recorded batch {batch_id}.")
+        have = {
+            r[0]
+            for r in conn.execute(
+                select(review_items.c.source_line).where(review_items.c.batch_id == batch_id)
+            )
+        }
+        rows = [
+            {"batch_id": batch_id, "source_line": int(line), "why": clean_text(why, 500), "created_at": now,
+             "status": "open"}
+            for line, why in items
+            if int(line) not in have
+        ]  # fmt: skip
+        if rows:
+            conn.execute(review_items.insert(), rows)
+    return len(rows)
+
+
+@_guard
+def list_review_items(batch_id: str | None = None, url: str | None = None) -> pd.DataFrame:
+    """Queued rows, open first, then by batch and line."""
+    query = select(review_items)
+    if batch_id is not None:
+        query = query.where(review_items.c.batch_id == batch_id)
+    with get_engine(url).connect() as conn:
+        rows = conn.execute(query.order_by(review_items.c.id)).mappings().all()
+    frame = pd.DataFrame(rows, columns=[c.name for c in review_items.c])
+    frame["_done"] = (frame["status"] != "open").astype(int)
+    frame = frame.sort_values(["_done", "batch_id", "source_line"], kind="stable").drop(columns="_done")
+    return frame.reset_index(drop=True)
+
+
+def _item(conn, item_id: int) -> dict:
+    row = conn.execute(select(review_items).where(review_items.c.id == int(item_id))).mappings().first()
+    if row is None:
+        raise BadRequest(f"No review item {item_id}.")
+    return dict(row)
+
+
+@_guard
+def assign_review(item_id: int, assignee: str, url: str | None = None) -> None:
+    assignee = clean_text(assignee or "", 120).strip()
+    if not assignee:
+        raise BadRequest("Assign the item to someone (a user name).")
+    with get_engine(url).begin() as conn:
+        _item(conn, item_id)
+        conn.execute(
+            review_items.update().where(review_items.c.id == int(item_id)).values(assigned_to=assignee)
+        )
+
+
+@_guard
+def resolve_review(item_id: int, decision: str, reason: str, user: str, url: str | None = None) -> None:
+    """Resolve a queued row with approve / decline / keep and a reason; in the same transaction the
+    resolution becomes the row's override (keep: back to the model's recommendation)."""
+    if decision not in REVIEW_DECISIONS:
+        raise BadRequest("A review is resolved with approve, decline or keep.")
+    reason = clean_text(reason or "", 2000).strip()
+    if not reason:
+        raise BadRequest("A review resolution needs a reason.")
+    now = datetime.now(UTC)
+    with get_engine(url).begin() as conn:
+        item = _item(conn, item_id)
+        if item["status"] == "resolved":
+            raise BadRequest(f"Review item {item_id} is already resolved ({item['decision']}).")
+        conn.execute(
+            review_items.update()
+            .where(review_items.c.id == int(item_id))
+            .values(status="resolved", decision=decision, reason=reason, resolved_by=clean_text(user, 120),
+                    resolved_at=now, assigned_to=item["assigned_to"] or clean_text(user, 120))
+        )  # fmt: skip
+        conn.execute(
+            overrides.insert().values(
+                batch_id=item["batch_id"], row=int(item["source_line"]), decision=REVIEW_DECISIONS[decision],
+                reason=f"review: {reason}", user=clean_text(user, 120), created_at=now,
+            )
+        )  # fmt: skip
+    maybe_backup(url)
+
+
+@_guard
+def review_counts(url: str | None = None) -> dict[str, tuple[int, int]]:
+    """(open, resolved) review items per batch."""
+    with get_engine(url).connect() as conn:
+        rows = conn.execute(
+            select(review_items.c.batch_id, review_items.c.status, func.count()).group_by(
+                review_items.c.batch_id, review_items.c.status
+            )
+        ).all()
+    out: dict[str, list[int]] = {}
+    for batch_id, status, count in rows:
+        pair = out.setdefault(batch_id, [0, 0])
+        pair[0 if status == "open" else 1] += int(count)
+    return {k: (v[0], v[1]) for k, v in out.items()}
 
 
 # -- overrides -----------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from core.errors import BundleError, ScreeningError
 from core.text import safe_text
 
 log = logging.getLogger("screening")
-PAGE_NAMES = ("score", "history", "explain", "compare", "models", "train")
+PAGE_NAMES = ("score", "history", "review", "explain", "compare", "models", "train")
 SESSION_IDLE_S = float(os.environ.get("SCREENING_SESSION_IDLE_MINUTES", "30")) * 60
 
 

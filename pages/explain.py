@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -80,6 +81,29 @@ st.plotly_chart(
 )
 reasons = explain.reason_codes(attr, seen_names=bundle.seen_names, records=explain.name_records(bundle))
 st.caption("Top reasons: " + safe_text(reasons[pick]))
+if attr.probability[pick] < bundle.threshold:
+    from core.whatif import CHANGEABLE, DEFAULT_CHANGE, Searcher, decline_reasons
+
+    st.markdown(f"**Below the model's threshold ({bundle.threshold:.0%}): why, and what it would take**")
+    one = attr.subset(np.arange(len(attr.values)) == pick)
+    why_not = decline_reasons(one, bundle.seen_names, explain.name_records(bundle))[0]
+    for reason in why_not or ["No field lowered the chance noticeably."]:
+        st.markdown("- " + safe_text(reason))
+    changeable = st.multiselect(
+        "Fields that may change (the others stay locked)",
+        CHANGEABLE,
+        default=DEFAULT_CHANGE,
+        key="explain_cf_fields",
+    )
+    max_changes = st.radio(
+        "At most this many changes", [1, 2, 3], index=1, horizontal=True, key="explain_cf_max"
+    )
+    with friendly_errors():
+        if changeable:
+            found = Searcher(bundle, changeable, max_changes).search(
+                attr.data.iloc[[pick]], bundle.threshold
+            )[0]
+            st.markdown("**What it would take:** " + safe_text(found.text))
 
 st.subheader("Dependence")
 field = st.selectbox(

@@ -26,6 +26,7 @@ st.title("Scored batches")
 try:
     records = storage.list_batches()
     trend = batches.monitoring_history()
+    queued = storage.review_counts()
 except StorageError as err:
     st.error(safe_text(str(err)))
     st.stop()
@@ -54,6 +55,8 @@ by_id = trend.set_index("batch")
 listing["data checks"] = listing["id"].map(by_id["data_checks"]).fillna("not checked")
 listing["estimated accuracy"] = listing["id"].map(by_id["estimated_accuracy"])
 listing["realized accuracy"] = listing["id"].map(by_id["realized_accuracy"])
+listing["review open"] = listing["id"].map(lambda i: queued.get(i, (0, 0))[0])
+listing["review resolved"] = listing["id"].map(lambda i: queued.get(i, (0, 0))[1])
 st.dataframe(
     listing,
     hide_index=True,

@@ -280,6 +280,26 @@ with st.expander("One applicant's reasons in full"):
         )
         for part in (scored.reasons[pick] or "No reasons computed for this row yet.").split("; "):
             st.markdown("- " + safe_text(part))
+        if not selection.mask[pick]:
+            from core.whatif import CHANGEABLE, DEFAULT_CHANGE
+
+            changeable = st.multiselect(
+                "Fields that may change (the others stay locked)",
+                CHANGEABLE,
+                default=DEFAULT_CHANGE,
+                key="score_cf_fields",
+            )
+            with friendly_errors():
+                if not changeable:
+                    st.info("Choose at least one field that may change.")
+                else:
+                    why_not, suggestion = batches.applicant_support(
+                        scored, selection, get_explainer(version), np.array([pick]), changeable
+                    )
+                    st.markdown("**Why not recommended** (fields that lowered the chance):")
+                    for reason in why_not[0] or ["No field lowered the chance noticeably."]:
+                        st.markdown("- " + safe_text(reason))
+                    st.markdown("**What it would take:** " + safe_text(suggestion[0].text))
 st.plotly_chart(plots.score_histogram(scored.probabilities, selection.threshold), key="score_histogram")
 
 metrics = scored.label_metrics()
@@ -298,6 +318,13 @@ csv_download(
     download_name("scored", source_name),
     "score_download",
 )
+if int((~selection.mask).sum()):
+    csv_download(
+        "Download decline reasons and suggestions (CSV)",
+        lambda: batches.decline_letters_csv(scored, selection, get_explainer(version)),
+        download_name("decline_reasons", source_name),
+        "score_decline_download",
+    )
 _, _, live = versions()
 record_key = (scored.file_sha256, scored.version, rule.key())
 recorded = st.session_state.get("score_recorded")
