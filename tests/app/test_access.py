@@ -11,7 +11,7 @@ from core import auth
 from core.config import PROJECT_ROOT
 from tests.app.conftest import APP, shown
 
-PAGES = ["score", "history", "explain", "compare", "models", "train"]
+PAGES = ["score", "history", "review", "explain", "compare", "models", "train"]
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ PAGE_TEXT = {
     "explain": "What if?",
     "train": "Training data",
     "history": "No batch recorded yet",
+    "review": "No batch recorded yet. Score a file and record it",
 }
 
 

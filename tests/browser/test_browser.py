@@ -53,6 +53,7 @@ PAGES = {
     "Explain": "What if?",
     "Train": "Training data",
     "History": "No batch recorded yet",
+    "Review": "Review queue",
 }
 
 

@@ -24,9 +24,9 @@ from tests.browser.conftest import (
 
 pytestmark = pytest.mark.browser
 TIMEOUT = 90_000
-PATHS = ["", "score", "history", "explain", "compare", "models", "train"]
-PAGE_MARKERS = ["Scored batches", "Train model variants", "Explain scores", "Compare model versions",
-                "Model versions", "Score applicants", "Upload a file"]  # fmt: skip
+PATHS = ["", "score", "history", "review", "explain", "compare", "models", "train"]
+PAGE_MARKERS = ["Scored batches", "Review queue", "Train model variants", "Explain scores",
+                "Compare model versions", "Model versions", "Score applicants", "Upload a file"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
