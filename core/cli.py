@@ -299,6 +299,19 @@ def cmd_whatif(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """A recorded batch's self-contained HTML report."""
+    from core.report import batch_report, write_html
+
+    document, facts = batch_report(args.batch, _models_dir(args))
+    write_html(Path(args.output), document)
+    print(
+        f"Wrote the report of batch {facts.batch_id} (model version {facts.version}) to {args.output}",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from core.evaluation import evaluate_predictions
     from core.reading import read_table
@@ -413,10 +426,15 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(f"Removed {path.name}.", file=sys.stderr)
     elif args.action == "card":
         if not args.output:
-            raise UserError("give --output FILE.md")
+            raise UserError("give --output FILE.md (Markdown) or FILE.html (self-contained HTML)")
         version = registry.resolve_version(models_dir, version=_need(args.version, "VERSION"))
         card = registry.read_card(registry.version_path(models_dir, version))
-        _write_atomic(Path(args.output), card.to_markdown().encode())
+        if Path(args.output).suffix.lower() in (".html", ".htm"):
+            from core.report import card_html
+
+            _write_atomic(Path(args.output), card_html(card).encode("utf-8"))
+        else:
+            _write_atomic(Path(args.output), card.to_markdown().encode())
         print(f"Wrote the model card of {version} to {args.output}", file=sys.stderr)
     return 0
 
@@ -575,6 +593,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-changes", type=int, default=2, help="at most this many fields change (1-3; default 2)"
     )
     p.set_defaults(func=cmd_whatif)
+
+    p = sub.add_parser("report", help="a recorded batch's report as one self-contained HTML file")
+    p.add_argument("--batch", required=True)
+    p.add_argument("--output", required=True)
+    models_opt(p)
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("evaluate", help="metrics (JSON) on a file that has IS_SUCCESSFUL")
     p.add_argument("--input", required=True)

@@ -11,15 +11,21 @@ options) show values as they are and need no escaping.
 from __future__ import annotations
 
 _SPECIAL = frozenset("\\`*_{}[]()#+-.!|<>~$:&\"'=^%@/")
+_HTML_SPECIAL = frozenset("<>&\"'")
 
 
-def safe_text(value: object, limit: int | None = None) -> str:
-    """``value`` as inert text for Markdown/HTML contexts (control characters and newlines dropped)."""
+def safe_text(value: object, limit: int | None = None, html_only: bool = False) -> str:
+    """``value`` as inert text for Markdown/HTML contexts (control characters and newlines dropped).
+
+    ``html_only``: for documents that are only HTML (the offline reports), where Markdown means
+    nothing: only ``< > & " '`` become references, so ids and versions stay searchable as written.
+    """
     text = "" if value is None else str(value)
     text = "".join(ch if ch.isprintable() else " " for ch in text)
     if limit is not None and len(text) > limit:
         text = text[: max(limit - 1, 0)] + "…"
-    return "".join(f"&#{ord(ch)};" if ch in _SPECIAL else ch for ch in text)
+    special = _HTML_SPECIAL if html_only else _SPECIAL
+    return "".join(f"&#{ord(ch)};" if ch in special else ch for ch in text)
 
 
 def compact_money(amount: float) -> str:

@@ -295,6 +295,13 @@ def download_name(prefix: str, source_name: str, suffix: str = "csv") -> str:
     return f"{prefix}_{stem}.{suffix}"
 
 
+def html_download(
+    label: str, data: Callable[[], bytes], file_name: str, key: str, where: object = st
+) -> None:
+    """A self-contained HTML file, made only when someone downloads it."""
+    where.download_button(label, data, file_name=file_name, mime="text/html", key=key, on_click="ignore")
+
+
 def csv_download(
     label: str, data: bytes | Callable[[], bytes], file_name: str, key: str, where: object = st
 ) -> None:

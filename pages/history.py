@@ -18,6 +18,7 @@ from pages.common import (
     friendly_errors,
     get_bundle,
     group_panel,
+    html_download,
     page_setup,
 )
 
@@ -96,6 +97,15 @@ with friendly_errors():
         csv_download(
             "Rejected rows", rejects, download_name("rejects", record.file_name), "history_rejects", d2
         )
+    from core.report import batch_report
+
+    html_download(
+        "Batch report (HTML, opens offline)",
+        lambda: batch_report(batch_id)[0].encode("utf-8"),
+        download_name("report", record.file_name, "html"),
+        "history_report",
+        d3,
+    )
     current = storage.results_with_overrides(batch_id)
     csv_download(
         "Results with overrides",

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from core import evaluation, registry
+from core.report import card_html
 from core.text import safe_text
 from pages.common import friendly_errors, get_bundle, models_dir, page_setup, version_label, versions
 
@@ -72,6 +73,14 @@ with right:
         file_name=f"model_card_{card.version}.md",
         mime="text/markdown",
         key="models_card_download",
+    )
+    st.download_button(
+        "Download the model card (HTML, opens offline)",
+        lambda: card_html(card).encode("utf-8"),
+        file_name=f"model_card_{card.version}.html",
+        mime="text/html",
+        key="models_card_html_download",
+        on_click="ignore",
     )
 
 if live in cards and candidate != live:
