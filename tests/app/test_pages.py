@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -73,7 +74,11 @@ def test_good_file_gives_decision_first_results_and_download(app: AppTest, home)
     assert results["source_line"].tolist() == list(range(2, 82))  # file order by default
     assert (results["reasons"].str.contains("the chance by")).all()
     assert set(results["model_version"]) == {registry.live_version(home / "models")}
-    assert [b.proto.label for b in app.get("download_button")] == ["Download scored applicants (CSV)"]
+    assert not results["recommended"].all()
+    assert [b.proto.label for b in app.get("download_button")] == [
+        "Download scored applicants (CSV)",
+        "Download decline reasons and suggestions (CSV)",
+    ]
     app.radio(key="score_order").set_value("Most likely first").run()
     assert table_with(app, "success_probability", "recommended")[
         "success_probability"
@@ -335,13 +340,34 @@ def test_what_if_treats_a_blank_name_as_no_name(app: AppTest, home) -> None:
     assert next(m for m in app.metric if m.label == "Chance of success").value == f"{expected:.1%}"
 
 
+def get_bundle_for(scored):
+    from pathlib import Path
+
+    from core import config
+
+    return registry.load_bundle(Path(config.models_dir()), scored.version)
+
+
 def test_one_applicants_reasons_can_be_read_in_full(app: AppTest) -> None:
+    from core import batch as batches
+    from core.decisions import Rule
+    from core.explain import FieldExplainer
+
     upload(app, "a.csv", sample_applicants(12, random_state=5).to_csv(index=False).encode())
     results = table_with(app, "success_probability", "reasons")
-    app.selectbox(key="score_detail").set_value(3).run()
-    parts = results.loc[3, "reasons"].split("; ")
+    row = int(results["success_probability"].idxmin())  # the least likely: not recommended
+    assert not results.loc[row, "recommended"]
+    app.selectbox(key="score_detail").set_value(row).run()
     bullets = [shown(m.value) for m in app.markdown if shown(m.value).startswith("- ")]
-    assert bullets == [f"- {p}" for p in parts]
+    scored = app.session_state["score"][1]
+    selection = batches.decide(scored, Rule("threshold", threshold=scored.threshold))
+    why_not, suggestion = batches.applicant_support(
+        scored, selection, FieldExplainer(get_bundle_for(scored)), np.array([row])
+    )
+    expected = [f"- {p}" for p in results.loc[row, "reasons"].split("; ")]
+    expected += [f"- {r}" for r in why_not[0] or ["No field lowered the chance noticeably."]]
+    assert bullets == expected
+    assert f"**What it would take:** {suggestion[0].text}" in [shown(m.value) for m in app.markdown]
     assert any(
-        "recommended" in shown(m.value) and "Chance of success" in shown(m.value) for m in app.markdown
+        "not recommended" in shown(m.value) and "Chance of success" in shown(m.value) for m in app.markdown
     )
