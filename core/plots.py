@@ -385,3 +385,83 @@ def weak_spots_figure(spots: pd.DataFrame) -> go.Figure:
     fig.update_xaxes(tickformat=".0%")
     fig.update_yaxes(autorange="reversed")
     return _layout(fig, "Weak spots: where the decision is wrong most", "error rate", "")
+
+
+# -- every chart readable without seeing it ---------------------------------------------------------
+def _title(fig: go.Figure) -> str:
+    title = fig.layout.title.text if fig.layout.title and fig.layout.title.text else ""
+    return str(title)
+
+
+def figure_table(fig: go.Figure) -> pd.DataFrame:
+    """The numbers a figure draws, as a table: one row per point of each trace (histograms as their
+    bins and counts, heatmaps cell by cell)."""
+    rows: list[dict] = []
+    for i, trace in enumerate(fig.data):
+        name = str(trace.name) if getattr(trace, "name", None) else f"series {i + 1}"
+        kind = trace.type
+        if kind == "histogram":
+            values = np.asarray(trace.x if trace.x is not None else [], dtype=float)
+            xb = trace.xbins
+            if xb is not None and xb.size:
+                edges = np.arange(float(xb.start), float(xb.end) + float(xb.size) / 2, float(xb.size))
+            else:
+                edges = np.histogram_bin_edges(values, bins=20) if len(values) else np.array([0.0, 1.0])
+            counts, edges = np.histogram(values, bins=edges)
+            for lo, hi, c in zip(edges[:-1], edges[1:], counts):
+                rows.append({"series": name, "x": f"{lo:.2f}–{hi:.2f}", "y": int(c)})
+        elif kind == "heatmap":
+            z = np.asarray(trace.z)
+            xs = list(trace.x) if trace.x is not None else list(range(z.shape[1]))
+            ys = list(trace.y) if trace.y is not None else list(range(z.shape[0]))
+            for r, yv in enumerate(ys):
+                for c, xv in enumerate(xs):
+                    rows.append({"series": name, "x": xv, "y": yv, "value": z[r, c]})
+        else:
+            xs = list(trace.x) if getattr(trace, "x", None) is not None else []
+            ys = list(trace.y) if getattr(trace, "y", None) is not None else []
+            for x, y in zip(xs, ys):
+                rows.append({"series": name, "x": x, "y": y})
+    frame = pd.DataFrame(rows)
+    for col in frame.columns:  # labels in figures are escaped for Plotly: the table shows them as text
+        if frame[col].dtype == object:
+            frame[col] = frame[col].map(lambda v: html_unescape(v) if isinstance(v, str) else v)
+    return frame
+
+
+def html_unescape(text: str) -> str:
+    import html
+
+    return html.unescape(text)
+
+
+def figure_summary(fig: go.Figure) -> str:
+    """What a figure shows and its key numbers, in one sentence (generated from its data)."""
+    title = html_unescape(_title(fig)) or "Chart"
+    table = figure_table(fig)
+    if table.empty:
+        return f"{title}: no data."
+    parts = []
+    for series, rows in table.groupby("series", sort=False):
+        value = "value" if "value" in rows and rows["value"].notna().any() else "y"
+        numeric = pd.to_numeric(rows[value], errors="coerce")
+        if numeric.notna().any():
+            top = rows.loc[numeric.idxmax()]
+            low = rows.loc[numeric.idxmin()]
+            parts.append(
+                f"{series}: {len(rows)} points, highest {_num(numeric.max())} at {top['x']}, "
+                f"lowest {_num(numeric.min())} at {low['x']}"
+            )
+        if len(parts) >= 4:
+            parts.append("…")
+            break
+    return f"{title}. " + "; ".join(parts) + "."
+
+
+def _num(value: float) -> str:
+    value = float(value)
+    if value != value:  # NaN
+        return "–"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"

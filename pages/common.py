@@ -69,8 +69,23 @@ def signed_in_user() -> User | None:
     return user
 
 
+FOCUS_CSS = (
+    "<style>"
+    ":focus-visible{outline:3px solid #0b5394 !important;outline-offset:2px !important}"
+    "[data-baseweb=input]:focus-within,[data-baseweb=textarea]:focus-within,[data-baseweb=select]:focus-within,"
+    "[data-baseweb=base-input]:focus-within{outline:3px solid #0b5394;outline-offset:1px}"
+    "</style>"
+)
+
+
+def focus_styles() -> None:
+    """A visible focus ring on everything the keyboard reaches (WCAG 2.4.7); our own CSS, no user text."""
+    st.html(FOCUS_CSS)
+
+
 def login_view() -> None:
     """The sign-in form (or why nothing is served). Shows nothing else."""
+    focus_styles()
     accounts = _accounts()
     if auth.access_mode(st.get_option("server.address"), accounts) == "refuse":
         st.error(
@@ -239,6 +254,7 @@ def version_label(card: ModelCard, live: str | None) -> str:
 
 
 def sidebar(user: User) -> None:
+    focus_styles()
     cards, errors, live = versions()
     with st.sidebar:
         st.markdown(f"**{safe_text(user.name)}** · {user.role}")
@@ -388,8 +404,11 @@ def group_panel(report: object, key: str, spots: list | None = None) -> None:
         )
     fields = list(dict.fromkeys(table["field"]))
     chosen = st.selectbox("Field to chart", fields, key=f"{key}_field")
-    st.caption(safe_text(plots.group_rates_summary(table, chosen)))
-    st.plotly_chart(plots.group_rates_figure(table, chosen), key=f"{key}_chart")
+    chart(
+        plots.group_rates_figure(table, chosen),
+        key=f"{key}_chart",
+        summary=plots.group_rates_summary(table, chosen),
+    )
     st.dataframe(table, hide_index=True, key=f"{key}_table")
     st.caption(GROUPS_NOTE)
     if spots is not None:
@@ -400,7 +419,7 @@ def group_panel(report: object, key: str, spots: list | None = None) -> None:
         frame = spots_table(spots)
         for spot in spots[:3]:
             st.markdown("- " + safe_text(spot.sentence()))
-        st.plotly_chart(plots.weak_spots_figure(frame), key=f"{key}_spots_chart")
+        chart(plots.weak_spots_figure(frame), key=f"{key}_spots_chart")
         st.dataframe(frame, hide_index=True, key=f"{key}_spots_table")
 
 
@@ -425,3 +444,14 @@ def cohort_picker(key: str, label: str = "Cohort") -> tuple[str | None, dict | N
     if name == "(all rows)":
         return None, None
     return name, cohorts[name]
+
+
+def chart(fig: object, key: str, summary: str | None = None, where: object = st) -> None:
+    """A figure with its title, a one-sentence summary in text and a "Show as table" view of the same
+    numbers (nobody needs to see the chart to read it)."""
+    from core import plots
+
+    where.plotly_chart(fig, key=key)
+    where.caption(safe_text(summary or plots.figure_summary(fig)))
+    with where.expander("Show as table"):
+        st.dataframe(plots.figure_table(fig), hide_index=True, key=f"{key}_table_view")

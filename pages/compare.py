@@ -8,6 +8,7 @@ from core import evaluation, groups, plots
 from core.scoring import PROBABILITY
 from core.text import safe_text
 from pages.common import (
+    chart,
     cohort_picker,
     friendly_errors,
     get_bundle,
@@ -83,25 +84,27 @@ with friendly_errors():
         histories[v] = get_bundle(v).history
 best = {v: cards[v].best_epoch for v in chosen}
 c1, c2 = st.columns(2)
-c1.plotly_chart(plots.training_curves(histories, "loss", best), key="compare_loss")
-c2.plotly_chart(plots.training_curves(histories, "accuracy", best), key="compare_accuracy")
-st.plotly_chart(plots.learning_rate_curves(histories), key="compare_lr")
+chart(plots.training_curves(histories, "loss", best), key="compare_loss", where=c1)
+chart(plots.training_curves(histories, "accuracy", best), key="compare_accuracy", where=c2)
+chart(plots.learning_rate_curves(histories), key="compare_lr")
 
 tests = {v: cohort_tests.get(v, cards[v].test) for v in chosen}
 c1, c2 = st.columns(2)
-c1.plotly_chart(
+chart(
     plots.roc_curves(
         {v: t["curves"]["roc"] for v, t in tests.items() if "roc" in t.get("curves", {})},
         {v: t.get("roc_auc") for v, t in tests.items()},
     ),
     key="compare_roc",
+    where=c1,
 )
-c2.plotly_chart(
+chart(
     plots.pr_curves(
         {v: t["curves"]["pr"] for v, t in tests.items() if "pr" in t.get("curves", {})},
         next(iter(tests.values())).get("base_rate"),
     ),
     key="compare_pr",
+    where=c2,
 )
 
 c1, c2 = st.columns(2)
@@ -111,7 +114,7 @@ with c1:
     with friendly_errors():
         preds = _in_cohort(get_bundle(focus))
         at = evaluation.metrics_at_threshold(preds["IS_SUCCESSFUL"], preds[PROBABILITY], threshold)
-        st.plotly_chart(
+        chart(
             plots.confusion_matrix_figure(at["confusion"], f"{focus} at {threshold:.2f}"),
             key="compare_confusion",
         )
@@ -119,9 +122,10 @@ with c1:
             f"accuracy {at['accuracy']:.3f} · precision {at['precision']:.3f} · recall {at['recall']:.3f} · "
             f"F1 {at['f1']:.3f}"
         )
-c2.plotly_chart(
+chart(
     plots.calibration_plot({v: t["curves"]["calibration"] for v, t in tests.items() if "curves" in t}),
     key="compare_calibration",
+    where=c2,
 )
 
 st.subheader("Groups and weak spots (test split)")

@@ -10,7 +10,7 @@ from core import config, explain, plots
 from core.reading import read_table
 from core.schema import FIELD_LABELS, KNOWN_VALUES, validate
 from core.text import safe_text
-from pages.common import cohort_picker, friendly_errors, get_bundle, get_explainer, model_page
+from pages.common import chart, cohort_picker, friendly_errors, get_bundle, get_explainer, model_page
 
 MAX_ROWS = 500
 
@@ -65,17 +65,18 @@ if cohort is not None:
     attr = attr.subset(inside)
 importance = explain.get_importance_df(attr)
 c1, c2 = st.columns(2)
-c1.plotly_chart(plots.importance_bar(importance), key="explain_importance")
-c2.plotly_chart(
+chart(plots.importance_bar(importance), key="explain_importance", where=c1)
+chart(
     plots.attribution_distribution(explain.get_distribution_df(attr), list(importance["field"])),
     key="explain_distribution",
+    where=c2,
 )
 
 st.subheader("One applicant")
 names = attr.data["NAME"].astype(str).str.slice(0, 40) if "NAME" in attr.data else [""] * len(attr.values)
 labels = [f"#{i + 1} · {attr.probability[i]:.0%} · {names[i]}" for i in range(len(attr.values))]
 pick = st.selectbox("Applicant", range(len(labels)), format_func=lambda i: labels[i], key="explain_pick")
-st.plotly_chart(
+chart(
     plots.waterfall(explain.get_waterfall_df(attr, pick), attr.base_value, float(attr.probability[pick])),
     key="explain_waterfall",
 )
@@ -109,7 +110,7 @@ st.subheader("Dependence")
 field = st.selectbox(
     "Field", list(importance["field"]), format_func=lambda f: FIELD_LABELS.get(f, f), key="explain_field"
 )
-st.plotly_chart(plots.dependence(explain.get_dependence_df(attr, field), field), key="explain_dependence")
+chart(plots.dependence(explain.get_dependence_df(attr, field), field), key="explain_dependence")
 
 st.subheader("What if?")
 st.caption("Change this applicant's fields and see the new chance and effects at once.")
@@ -140,7 +141,7 @@ with friendly_errors():
         before = float(attr.probability[pick])
         after = float(what_if.probability[0])
         st.metric("Chance of success", f"{after:.1%}", delta=f"{(after - before) * 100:+.1f} points")
-        st.plotly_chart(
+        chart(
             plots.waterfall(explain.get_waterfall_df(what_if, 0), what_if.base_value, after),
             key="explain_whatif",
         )

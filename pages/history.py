@@ -12,6 +12,7 @@ from core.monitoring import Check, Estimate
 from core.scoring import to_csv_bytes
 from core.text import safe_text
 from pages.common import (
+    chart,
     csv_download,
     data_check_panel,
     download_name,
@@ -72,9 +73,10 @@ failed = int((listing["data checks"] == "Fail").sum())
 if failed:
     st.warning(f"{failed} batch(es) failed their data checks (column 'data checks' says Fail).")
 with st.expander("Accuracy over time: estimated at scoring, realized when outcomes arrived"):
-    st.markdown(safe_text(plots.monitoring_trend_summary(trend)))
     if len(trend):
-        st.plotly_chart(plots.monitoring_trend(trend), key="history_trend")
+        chart(
+            plots.monitoring_trend(trend), key="history_trend", summary=plots.monitoring_trend_summary(trend)
+        )
         st.dataframe(trend, hide_index=True, key="history_trend_table")
 ids = [r.id for r in records]
 labels = {r.id: f"{r.created_at:%Y-%m-%d %H:%M} · {r.file_name} · {r.user}" for r in records}

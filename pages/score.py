@@ -13,6 +13,7 @@ from core.schema import parse_amounts
 from core.scoring import PROBABILITY
 from core.text import compact_count, compact_money, safe_text
 from pages.common import (
+    chart,
     csv_download,
     data_check_panel,
     download_name,
@@ -227,8 +228,7 @@ with st.expander("Capture curve: what funding more or fewer applicants would cap
         selection.rule.rank_by if selection.mode == "budget" else "probability",
     )
     funded = int(selection.mask.sum())
-    st.markdown(safe_text(capture_sentence(curve, funded)))
-    st.plotly_chart(capture_figure(curve, funded), key="score_capture")
+    chart(capture_figure(curve, funded), key="score_capture", summary=capture_sentence(curve, funded))
     st.dataframe(capture_table(curve), hide_index=True, key="score_capture_table")
 with st.expander("Groups: who this decision selects", expanded=False):
     g1, g2 = st.columns(2)
@@ -314,7 +314,7 @@ with st.expander("One applicant's reasons in full"):
                     for reason in why_not[0] or ["No field lowered the chance noticeably."]:
                         st.markdown("- " + safe_text(reason))
                     st.markdown("**What it would take:** " + safe_text(suggestion[0].text))
-st.plotly_chart(plots.score_histogram(scored.probabilities, selection.threshold), key="score_histogram")
+chart(plots.score_histogram(scored.probabilities, selection.threshold), key="score_histogram")
 
 metrics = scored.label_metrics()
 if metrics:
@@ -323,7 +323,7 @@ if metrics:
     m1.metric("Accuracy", f"{metrics['accuracy']:.1%}")
     m2.metric("ROC AUC", f"{metrics['roc_auc']:.3f}" if metrics.get("roc_auc") is not None else "n/a")
     m3.metric("Rows with a label", f"{metrics['n']:,}")
-    st.plotly_chart(plots.confusion_matrix_figure(metrics["confusion"]), key="score_confusion")
+    chart(plots.confusion_matrix_figure(metrics["confusion"]), key="score_confusion")
 
 # -- download and record -------------------------------------------------------------------------
 csv_download(

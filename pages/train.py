@@ -8,7 +8,7 @@ from core import config, jobs, plots
 from core.datasets import SYNTHETIC_ROWS, load_training_data
 from core.text import safe_text
 from core.variants import VARIANTS
-from pages.common import friendly_errors, models_dir, page_setup
+from pages.common import chart, friendly_errors, models_dir, page_setup
 
 page_setup("train")
 st.title("Train model variants")
@@ -70,7 +70,7 @@ def progress_panel() -> None:
         label = f"{v}: " + ("saved" if done else f"epoch {epoch}/{total}" if epoch else "waiting")
         st.progress(1.0 if done else min(epoch / max(total, 1), 1.0), text=label)
     if snap["curves"]:
-        st.plotly_chart(plots.training_curves(snap["curves"], "loss"), key="train_live_loss")
+        chart(plots.training_curves(snap["curves"], "loss"), key="train_live_loss")
     if snap["status"] == "done":
         st.success(
             f"Trained {len(snap['versions'])} candidate versions in {snap['elapsed']:.0f} s: "

@@ -85,7 +85,7 @@ def test_staff_sign_in_then_analyst_pages_stay_closed(accounts_home, browser) ->
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_selector("h1:has-text('Score applicants')", timeout=TIMEOUT)
         links = page.locator("[data-testid=stSidebarNav] a").all_inner_texts()
-        assert [t.split()[-1] for t in links] == ["Score", "History", "Explain"]
+        assert [t.split()[-1] for t in links] == ["Score", "History", "Review", "Explain"]
         page.goto(f"http://127.0.0.1:{port}/train")  # a reload: signed out again, login only
         page.wait_for_selector("input[type=password]", timeout=TIMEOUT)
         assert "Train model variants" not in page.locator("[data-testid=stMain]").inner_text()

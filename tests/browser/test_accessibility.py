@@ -1,0 +1,209 @@
+"""WCAG 2.1 AA in a real browser: axe-core on every page and state a user reaches (zero violations),
+and the staff flow by keyboard alone with a visible focus."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core import auth, config
+from core.synthetic import generate
+from tests.browser.conftest import (
+    chromium_available,
+    free_port,
+    shot,
+    start_server,
+    stop_server,
+    wait_healthy,
+)
+
+pytestmark = pytest.mark.browser
+TIMEOUT = 90_000
+RULES = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+USERS = ";".join(
+    [f"sam:staff:{auth.hash_password('staff-password')}", f"ana:analyst:{auth.hash_password('analyst-pass')}"]
+)
+
+
+@pytest.fixture(scope="module")
+def a11y_server(screening_home: Path, tmp_path_factory: pytest.TempPathFactory):
+    chromium_available()
+    pytest.importorskip("axe_playwright_python")
+    home = tmp_path_factory.mktemp("a11y") / "home"
+    shutil.copytree(screening_home, home, ignore=shutil.ignore_patterns("*.db*", "backups", "auth_*"))
+    src = home / "recorded.csv"
+    generate(120, random_state=91, with_target=False).to_csv(src, index=False)
+    env = {**os.environ, "SCREENING_HOME": str(home)}
+    env.pop("SCREENING_DB_URL", None)
+    subprocess.run(
+        [sys.executable, "-m", "core", "score", "--input", str(src), "--output", str(home / "out.csv"),
+         "--record", "--user", "ana"],
+        cwd=config.PROJECT_ROOT, env=env, check=True, capture_output=True,
+    )  # fmt: skip
+    port = free_port()
+    proc = start_server(home, port, users=USERS)
+    try:
+        wait_healthy(port)
+        yield f"http://127.0.0.1:{port}", home
+    finally:
+        stop_server(proc)
+
+
+def violations(page) -> list[str]:
+    from axe_playwright_python.sync_playwright import Axe
+
+    result = Axe().run(page, options={"runOnly": {"type": "tag", "values": RULES}})
+    return [
+        f"{v['id']} ({v['impact']}): {len(v['nodes'])} × {v['nodes'][0]['target']}"
+        for v in result.response["violations"]
+    ]
+
+
+def settle(page, marker: str) -> None:
+    page.wait_for_selector(f"text={marker}", timeout=TIMEOUT)
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(1500)
+
+
+def sign_in(page, url: str, name: str, password: str) -> None:
+    page.goto(url)
+    page.wait_for_selector("input[type=password]", timeout=TIMEOUT)
+    page.get_by_label("User name").fill(name)
+    page.get_by_role("textbox", name="Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    settle(page, "Score applicants")
+
+
+def open_expanders(page) -> None:
+    for summary in page.locator("[data-testid=stExpander] summary").all():
+        if summary.is_visible():
+            summary.click()
+    page.wait_for_timeout(2500)
+
+
+def test_every_page_and_state_has_no_axe_violation(browser, a11y_server, tmp_path: Path) -> None:
+    url, _ = a11y_server
+    found: dict[str, list[str]] = {}
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_selector("input[type=password]", timeout=TIMEOUT)
+    page.wait_for_timeout(1500)
+    found["sign-in form"] = violations(page)
+    sign_in(page, url, "ana", "analyst-pass")
+    found["Score before an upload"] = violations(page)
+    labelled = tmp_path / "labelled.csv"
+    generate(400, random_state=92).to_csv(labelled, index=False)
+    page.locator("input[type=file]").first.set_input_files(str(labelled))
+    settle(page, "Expected accuracy")
+    found["Score after an upload"] = violations(page)
+    open_expanders(page)
+    found["Score with every section open"] = violations(page)
+    shot(page, "a11y-score")
+    for title, marker in [
+        ("History", "Scored batches"), ("Review", "Review queue"), ("Explain", "What if?"),
+        ("Compare", "Pairwise"), ("Models", "Model card"), ("Train", "Training data"),
+    ]:  # fmt: skip
+        page.get_by_role("link", name=title).first.click()
+        settle(page, marker)
+        if title == "Review":
+            page.get_by_role("button", name="Build the queue").click()
+            settle(page, "rows added to the queue")
+        found[title] = violations(page)
+        if title in ("History", "Compare", "Explain"):
+            open_expanders(page)
+            found[f"{title} with every section open"] = violations(page)
+        shot(page, f"a11y-{title.lower()}")
+    context.close()
+    assert {k: v for k, v in found.items() if v} == {}
+
+
+def focus_visible(page) -> bool:
+    """The focused element (or its focus ring holder) draws an outline or a box shadow."""
+    return page.evaluate(
+        """() => {
+            let el = document.activeElement;
+            for (let i = 0; el && i < 4; i++, el = el.parentElement) {
+                const s = getComputedStyle(el);
+                if ((s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0) || s.boxShadow !== 'none') return true;
+            }
+            return false;
+        }"""
+    )
+
+
+def tab_to(page, test: str, limit: int = 250) -> None:
+    """Press Tab until the focused element passes ``test`` (a JS expression over ``el``)."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate(f"() => {{ const el = document.activeElement; return !!({test}); }}"):
+            return
+    raise AssertionError(f"Tab never reached: {test}")
+
+
+def test_the_staff_flow_works_by_keyboard_alone(browser, a11y_server, tmp_path: Path) -> None:
+    url, _ = a11y_server
+    applicants = tmp_path / "keyboard.csv"
+    generate(60, random_state=93, with_target=False).to_csv(applicants, index=False)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_selector("input[type=password]", timeout=TIMEOUT)
+    tab_to(
+        page,
+        "el.getAttribute('aria-label') === 'User name' || (el.labels && [...el.labels].some(l => l.innerText.includes('User name')))",
+    )
+    page.keyboard.type("sam")
+    tab_to(page, "el.type === 'password'")
+    assert focus_visible(page)
+    page.keyboard.type("staff-password")
+    page.keyboard.press("Enter")
+    settle(page, "Score applicants")
+    # upload: the uploader's button opens the file chooser from the keyboard
+    tab_to(page, "el.tagName === 'BUTTON' && el.closest('[data-testid=stFileUploader]')")
+    assert focus_visible(page)
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Enter")
+    chooser.value.set_files(str(applicants))
+    settle(page, "Expected accuracy")
+    # the rule: the radio group moves with the arrow keys, the budget is typed
+    tab_to(
+        page,
+        "el.type === 'radio' && el.closest('[role=radiogroup]') && el.closest('[role=radiogroup]').innerText.includes('Budget')",
+    )
+    page.keyboard.press("ArrowRight")
+    settle(page, "Total budget")
+    tab_to(
+        page,
+        "el.tagName === 'INPUT' && el.getAttribute('aria-label') && el.getAttribute('aria-label').startsWith('Total budget')",
+    )
+    page.keyboard.type("1,000,000")
+    page.keyboard.press("Enter")
+    settle(page, "The budget ran out")
+    # download and record
+    tab_to(page, "el.tagName === 'BUTTON' && el.innerText.includes('Download scored applicants')")
+    with page.expect_download(timeout=TIMEOUT) as download:
+        page.keyboard.press("Enter")
+    assert download.value.suggested_filename == "scored_keyboard.csv"
+    tab_to(page, "el.tagName === 'BUTTON' && el.innerText.includes('Record this batch')")
+    assert focus_visible(page)
+    page.keyboard.press("Enter")
+    settle(page, "Recorded as batch")
+    # override a row on History
+    tab_to(page, "el.tagName === 'A' && el.innerText.trim().endsWith('History')")
+    page.keyboard.press("Enter")
+    settle(page, "Override a recommendation")
+    tab_to(page, "el.closest('[data-testid=stForm]') && el.type === 'radio'")
+    page.keyboard.press("ArrowRight")  # Decline (do not fund)
+    tab_to(page, "el.tagName === 'TEXTAREA'")
+    page.keyboard.type("Checked by keyboard")
+    tab_to(page, "el.tagName === 'BUTTON' && el.innerText.includes('Save override')")
+    page.keyboard.press("Enter")
+    settle(page, "Override saved for line 2: decline.")
+    shot(page, "a11y-keyboard-flow")
+    context.close()
