@@ -341,6 +341,8 @@ def data_check_panel(check: object | None, key: str) -> None:
         return
     getattr(st, STATUS_BOX[check.status])(safe_text(check.summary()))
     table = check.table()
+    # green / amber / red per field, always with the word
+    table["status"] = table["status"].map({"OK": "🟢 OK", "Warning": "🟠 Warning", "Fail": "🔴 Fail"})
     st.dataframe(
         table,
         hide_index=True,

@@ -18,9 +18,9 @@ def test_a_shifted_file_fails_its_data_checks_with_the_values_named(app: AppTest
     raw.loc[raw.index % 3 == 0, "CLASSIFICATION"] = "C9999"
     upload(app, "shifted.csv", raw.to_csv(index=False).encode())
     checks = table_with(app, "check", "status", "never_seen_in_training").set_index("check")
-    assert checks.loc["CLASSIFICATION", "status"] == "Fail"
+    assert checks.loc["CLASSIFICATION", "status"] == "🔴 Fail"
     assert checks.loc["CLASSIFICATION", "never_seen_in_training"] == "C9999 (100)"
-    assert checks.loc["AFFILIATION", "status"] == "OK"
+    assert checks.loc["AFFILIATION", "status"] == "🟢 OK"
     errors = [shown(e.value) for e in app.error]
     assert any(e.startswith("Fail: ") and "CLASSIFICATION" in e for e in errors)
     assert "Data checks failed for this batch: treat this estimate as unreliable." in [

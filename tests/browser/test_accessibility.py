@@ -208,3 +208,29 @@ def test_the_staff_flow_works_by_keyboard_alone(browser, a11y_server, tmp_path: 
     settle(page, "Override saved for line 2: decline.")
     shot(page, "a11y-keyboard-flow")
     context.close()
+
+
+def test_the_review_queue_end_to_end(browser, a11y_server) -> None:
+    from core import storage
+
+    url, home = a11y_server
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    sign_in(page, url, "sam", "staff-password")
+    page.get_by_role("link", name="Review").first.click()
+    settle(page, "Review queue")
+    page.get_by_role("button", name="Build the queue").click()
+    settle(page, "rows added to the queue")
+    page.get_by_text("Decline (do not fund)").click()
+    page.get_by_label("Reason (required)").fill("looked at it in the browser")
+    page.get_by_role("button", name="Resolve").click()
+    settle(page, "Resolved: decline. It is now the row's override in History.")
+    context.close()
+    db = f"sqlite:///{home / 'screening.db'}"
+    import pandas as pd
+
+    current = pd.concat([storage.results_with_overrides(b.id, db) for b in storage.list_batches(db)])
+    resolved = current[current["override_reason"] == "review: looked at it in the browser"]
+    assert len(resolved) == 1
+    assert resolved["override"].tolist() == ["decline"] and resolved["final_decision"].tolist() == [0]
+    storage.reset_engines()

@@ -42,7 +42,9 @@ def db_url(request, tmp_path: Path) -> str:
         pytest.skip("no local PostgreSQL (SCREENING_TEST_PG_URL unset; .ci/run starts one)")
     engine = sqlalchemy.create_engine(PG_URL)
     with engine.begin() as conn:  # a clean database for each test
-        conn.execute(sqlalchemy.text("DROP TABLE IF EXISTS overrides, batches"))
+        conn.execute(
+            sqlalchemy.text("DROP TABLE IF EXISTS review_items, outcomes, overrides, batches CASCADE")
+        )
     engine.dispose()
     storage.reset_engines()
     return PG_URL
@@ -304,3 +306,34 @@ def test_twenty_concurrent_scorings_share_one_model(models_dir: Path, tmp_path: 
         assert storage.batch_files(rec.id, url)[0] == results[i]
     probabilities = {r.split(b"\n", 2)[1].split(b",")[3] for r in results}
     assert len(probabilities) == 1 and np.isfinite(float(probabilities.pop()))
+
+
+def test_monitoring_outcomes_and_review_round_trip(db_url: str) -> None:
+    """The newer tables and column on both backends: monitoring JSON (NaN stored as null), outcomes,
+    the review queue and its resolution as an override."""
+    results = b"source_line,EIN,success_probability,recommended\n2,11,0.8,1\n3,12,0.3,0\n4,13,0.55,1\n"
+    batch_id = storage.record_batch(
+        user="sam", file_name="m.csv", file_sha256=hashlib.sha256(b"m").hexdigest(),
+        counts={"rows": 3, "accepted": 3, "rejected": 0, "with_warnings": 0}, variant="tuned",
+        version="tuned-1", live=True, rule=Rule("threshold", threshold=0.5), selected=2,
+        results_csv=results, rejects_csv=b"", monitoring={"estimate": {"accuracy": float("nan"), "n": 3}},
+        url=db_url,
+    )  # fmt: skip
+    assert storage.get_batch(batch_id, db_url).monitoring_data() == {"estimate": {"accuracy": None, "n": 3}}
+    storage.add_outcomes(
+        batch_id, user="bo\x00", file_name="o.csv", joined_on="EIN", summary={"accuracy": 0.5},
+        outcomes_csv=b"source_line,IS_SUCCESSFUL\n2,1\n3,1\n", url=db_url,
+    )  # fmt: skip
+    arrived = storage.latest_outcomes(db_url)[batch_id]
+    assert (arrived.user, arrived.joined_on, arrived.summary) == ("bo", "EIN", {"accuracy": 0.5})
+    assert storage.outcomes_frame(batch_id, db_url)["IS_SUCCESSFUL"].tolist() == [1, 1]
+    assert storage.add_review_items(batch_id, [(3, "near the line"), (4, "duplicate")], db_url) == 2
+    assert storage.add_review_items(batch_id, [(3, "near the line")], db_url) == 0
+    items = storage.list_review_items(batch_id, db_url).set_index("source_line")
+    storage.resolve_review(int(items.loc[3, "id"]), "approve", "strong case", "cy", db_url)
+    assert storage.review_counts(db_url) == {batch_id: (1, 1)}
+    current = storage.results_with_overrides(batch_id, db_url).set_index("source_line")
+    assert (
+        current.loc["3", "final_decision"] == 1
+        and current.loc["3", "override_reason"] == "review: strong case"
+    )
