@@ -328,8 +328,8 @@ class Check:
         if warns:
             names = ", ".join(c.name for c in warns)
             return (
-                f"Warning: {len(warns)} check(s) show a difference from the training data ({names}); "
-                "it is small or affects few rows, but worth a look."
+                f"Warning: {len(warns)} check(s) flag a difference from the training data ({names}); "
+                "worth a look: each check's sentence says what it found."
             )
         return "OK: this batch looks like the training data in every field checked."
 
