@@ -28,6 +28,8 @@ def hostile_file() -> bytes:
     raw.loc[: len(NAMES) - 1, "NAME"] = NAMES
     raw[HEADER] = "extra"
     raw.loc[10, "STATUS"] = f"<i>{EVIL}</i>"  # a rejected cell quoted in its reason
+    # a never-seen category: data-check sentences, group tables, flags and charts, the review queue
+    raw.loc[11:30, "CLASSIFICATION"] = f"<b>C</b>![c]({EVIL}/c.png)"
     return raw.to_csv(index=False).encode()
 
 
@@ -67,11 +69,21 @@ def test_payloads_through_every_page(app: AppTest) -> None:
     visible = assert_inert(app)
     assert f"Ignored extra columns: {HEADER.upper()}" in visible  # shown, as text
     assert metrics_ok(app)
+    app.number_input(key="score_group_min").set_value(5).run()  # small groups: the hostile value gets a bar
+    app.selectbox(key="score_groups_field").set_value("CLASSIFICATION").run()
+    assert_inert(app)
+    for line in (2, 3, 4):  # applicants with hostile NAMEs: reasons, why not, what it would take
+        app.selectbox(key="score_detail").set_value(line - 2).run()
+        assert_inert(app)
     app.button(key="score_record").click().run()
     assert_inert(app)
     open_page(app, "history")
     visible = assert_inert(app)
     assert "Scored batches" in visible
+    open_page(app, "review")
+    app.button(key="review_build").click().run()
+    visible = assert_inert(app)
+    assert "rows added to the queue" in visible
     open_page(app, "explain")
     app.radio(key="explain_source").set_value("batch").run()
     visible = assert_inert(app)
