@@ -168,6 +168,14 @@ def _record_file(args: argparse.Namespace, bundle, summary, user: str, live: boo
     )
 
 
+def _input(args: argparse.Namespace) -> Path:
+    """``--input`` as an existing file (a user error otherwise)."""
+    path = Path(args.input)
+    if not path.is_file():
+        raise UserError(f"File not found: {args.input}")
+    return path
+
+
 def _write_json(path: str, data: dict) -> None:
     from core.storage import to_json
 
@@ -183,9 +191,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     bundle = _bundle(args)
     threshold = bundle.threshold if args.threshold is None else float(args.threshold)
     Rule("threshold", threshold=threshold)  # validates it
-    path = Path(args.input)
-    if not path.is_file():
-        raise UserError(f"File not found: {args.input}")
+    path = _input(args)
     batch = score_upload(bundle, path, path.name)
     if batch.check is None:
         raise UserError(
@@ -209,9 +215,7 @@ def cmd_outcomes(args: argparse.Namespace) -> int:
     from core.batch import attach_outcomes
     from core.storage import to_json
 
-    path = Path(args.input)
-    if not path.is_file():
-        raise UserError(f"File not found: {args.input}")
+    path = _input(args)
     user = args.user or os.environ.get("USER") or "cli"
     result = attach_outcomes(args.batch, path.read_bytes(), path.name, user)
     data = result.to_dict()
@@ -245,9 +249,7 @@ def cmd_groups(args: argparse.Namespace) -> int:
         if args.budget is not None
         else Rule("threshold", threshold=bundle.threshold if args.threshold is None else args.threshold)
     )
-    path = Path(args.input)
-    if not path.is_file():
-        raise UserError(f"File not found: {args.input}")
+    path = _input(args)
     scored = score_upload(bundle, path, path.name)
     if scored.n == 0:
         raise UserError("no valid rows to group")
@@ -284,9 +286,7 @@ def cmd_whatif(args: argparse.Namespace) -> int:
     fields = parse_fields(args.change)
     if args.max_changes is not None and not 1 <= args.max_changes <= 3:
         raise UserError("--max-changes must be 1, 2 or 3")
-    path = Path(args.input)
-    if not path.is_file():
-        raise UserError(f"File not found: {args.input}")
+    path = _input(args)
     bundle = _bundle(args)
     frame = whatif_frame(bundle, path, args.threshold, fields, args.max_changes or 2)
     _write_atomic(Path(args.output), neutralise(frame).to_csv(index=False).encode("utf-8"))

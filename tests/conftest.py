@@ -75,3 +75,15 @@ def bundle_of(models_dir: Path, variant: str):
 
 def csv_bytes(frame: pd.DataFrame, **kwargs: object) -> bytes:
     return frame.to_csv(index=False, **kwargs).encode("utf-8")
+
+
+@pytest.fixture
+def own_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A private SQLite batch record for one test (SCREENING_DB_URL); its URL."""
+    from core import storage
+
+    url = f"sqlite:///{tmp_path / 'own.db'}"
+    monkeypatch.setenv("SCREENING_DB_URL", url)
+    storage.reset_engines()
+    yield url
+    storage.reset_engines()

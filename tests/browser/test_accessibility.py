@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from core import auth, config
+from core import config
 from core.synthetic import generate
 from tests.browser.conftest import (
     chromium_available,
@@ -21,13 +21,11 @@ from tests.browser.conftest import (
     stop_server,
     wait_healthy,
 )
+from tests.browser.test_security import USERS
 
 pytestmark = pytest.mark.browser
 TIMEOUT = 90_000
 RULES = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
-USERS = ";".join(
-    [f"sam:staff:{auth.hash_password('staff-password')}", f"ana:analyst:{auth.hash_password('analyst-pass')}"]
-)
 
 
 @pytest.fixture(scope="module")

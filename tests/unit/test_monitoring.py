@@ -196,15 +196,6 @@ def test_check_round_trips_through_json(bundle, population) -> None:
 
 
 # -- recording, outcomes and the CLI -----------------------------------------------------------------
-@pytest.fixture
-def own_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    url = f"sqlite:///{tmp_path / 'm.db'}"
-    monkeypatch.setenv("SCREENING_DB_URL", url)
-    storage.reset_engines()
-    yield url
-    storage.reset_engines()
-
-
 def test_a_recorded_batch_keeps_its_check_and_estimate(bundle, population, own_db) -> None:
     scored = batch.score_upload(bundle, csv_bytes(population.sample(400, random_state=6)), "r.csv")
     selection = batch.decide(scored, Rule("budget", budget=2_000_000))

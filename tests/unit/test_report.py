@@ -21,14 +21,6 @@ from tests.conftest import bundle_of, csv_bytes
 EXTERNAL = re.compile(r"<(script|link|img|iframe)\b[^>]*\b(src|href)\s*=\s*['\"]?\s*https?://", re.IGNORECASE)
 
 
-@pytest.fixture
-def own_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SCREENING_DB_URL", f"sqlite:///{tmp_path / 'rep.db'}")
-    storage.reset_engines()
-    yield
-    storage.reset_engines()
-
-
 def test_capture_curve_is_cumulative_expected_successes() -> None:
     p = np.array([0.9, 0.2, 0.5, 0.4])
     curve = capture_curve(p, np.array([100.0, 200.0, 300.0, 400.0]))

@@ -161,14 +161,6 @@ def test_cli_whatif_user_errors(bundle, tmp_path: Path) -> None:
 
 
 # -- the review queue ---------------------------------------------------------------------------------
-@pytest.fixture
-def own_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("SCREENING_DB_URL", f"sqlite:///{tmp_path / 'r.db'}")
-    storage.reset_engines()
-    yield
-    storage.reset_engines()
-
-
 def recorded(bundle, raw: pd.DataFrame, threshold: float = 0.5) -> tuple[str, batch.ScoredBatch]:
     scored = batch.score_upload(bundle, csv_bytes(raw), "q.csv")
     batch_id = batch.record(scored, batch.decide(scored, Rule("threshold", threshold=threshold)), "ann", True)
