@@ -51,7 +51,6 @@ def main() -> None:
     parser.add_argument("--variant", default="tuned", help="the model whose errors are searched")
     parser.add_argument("--ranking", default="z", choices=["z", "lower bound"])
     args = parser.parse_args()
-    groups.RANKING = args.ranking
     frame = pd.read_csv(require_data(), dtype=str, keep_default_na=False)
     rng = np.random.default_rng(args.seed)
     order = rng.permutation(len(frame))
@@ -79,7 +78,7 @@ def main() -> None:
             flip = rng.choice(rows, len(rows) // 2, replace=False)
             planted = y.copy()
             planted[flip] = 1 - planted[flip]
-            spots = groups.weak_spots(values, pred != planted)
+            spots = groups.weak_spots(values, pred != planted, ranking=args.ranking)
             rank = found_rank(spots, rule)
             found.append(rank is not None and rank <= 3)
             print(f"planted {rule} ({len(rows)} rows): rank {rank}", flush=True)

@@ -73,6 +73,7 @@ class ScoredBatch:
     report: ValidationReport  # accepted is emptied (features holds it); rejected + warnings stay
     reasons: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
     check: monitoring.Check | None = None  # data checks against the model's reference (None: no reference)
+    first_time: np.ndarray | None = None  # organisation absent from the model's training data, per row
 
     @property
     def n(self) -> int:
@@ -134,10 +135,10 @@ def score_upload(
     blob = data if isinstance(data, bytes) else Path(data).read_bytes()
     profile = monitoring.new_profile(bundle)
     with _scoring_slots:
-        reports, inputs, features, lines, probs = [], [], [], [], []
+        reports, inputs, features, lines, probs, first = [], [], [], [], [], []
         for line, chunk in iter_chunks(blob, chunksize):
             report, chunk_inputs, chunk_lines, chunk_probs = _scored_chunk(bundle, chunk, line)
-            _profile_chunk(bundle, profile, report, chunk_probs)
+            first.append(_profile_chunk(bundle, profile, report, chunk_probs))
             features.append(report.accepted.reset_index(drop=True))
             inputs.append(chunk_inputs)
             lines.append(chunk_lines)
@@ -160,6 +161,7 @@ def score_upload(
         report=ValidationReport.concat(reports),
         reasons=np.full(len(feats), "", dtype=object),
         check=monitoring.check_bundle_profile(bundle, profile) if profile is not None else None,
+        first_time=np.concatenate(first),
     )
     del reports, inputs, features, lines, probs
     release_memory()
@@ -168,18 +170,22 @@ def score_upload(
 
 def _profile_chunk(
     bundle: Bundle, profile: monitoring.Profile | None, report: ValidationReport, probs: np.ndarray
-) -> None:
-    """Add one validated chunk to a batch's monitoring counts."""
+) -> np.ndarray:
+    """Add one validated chunk to a batch's monitoring counts; returns which rows are first-time
+    organisations (the groups need it too)."""
+    first_time = ~bundle.is_seen(report.accepted) if len(report.accepted) else np.zeros(0, bool)
     if profile is not None:
-        first_time = ~bundle.is_seen(report.accepted) if len(report.accepted) else np.zeros(0, bool)
         profile.add(report.accepted, probs, first_time, rejected=report.n_rejected)
+    return first_time
 
 
 def group_values(batch: ScoredBatch, bundle: Bundle) -> pd.DataFrame:
     """The batch's rows as groups and cohorts name them (fields as text, ASK_AMT bins, first_time)."""
     from core.groups import slice_values
 
-    first_time = ~bundle.is_seen(batch.features) if batch.n else np.zeros(0, bool)
+    first_time = batch.first_time
+    if first_time is None or len(first_time) != batch.n:
+        first_time = ~bundle.is_seen(batch.features) if batch.n else np.zeros(0, bool)
     return slice_values(batch.features, first_time)
 
 
@@ -638,10 +644,12 @@ def attach_outcomes(
     return result
 
 
-def monitoring_history(url: str | None = None) -> pd.DataFrame:
+def monitoring_history(
+    records: list[storage.BatchRecord] | None = None, url: str | None = None
+) -> pd.DataFrame:
     """One row per recorded batch, oldest first: data-check status, estimated and (when outcomes
-    arrived) realized accuracy; History's trend table and chart."""
-    records = storage.list_batches(url)
+    arrived) realized accuracy; History's trend table and chart (``records``: already listed ones)."""
+    records = storage.list_batches(url) if records is None else records
     arrived = storage.latest_outcomes(url)
     rows = []
     for r in reversed(records):

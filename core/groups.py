@@ -41,7 +41,7 @@ MIN_GROUP = 30
 MIN_SLICE = 50
 TOP_SLICES = 10
 MERGE_JACCARD = 0.5
-RANKING = "z"  # (rate - overall) * sqrt(n): the binomial z-score up to a constant; or "lower bound"
+RANKINGS = ("z", "lower bound")  # the binomial z-score (up to a constant), or the interval's lower end
 Z95 = 1.959963984540054
 # ASK_AMT bins as this tool writes them: (label, upper bound inclusive)
 ASK_BINS = [
@@ -281,6 +281,7 @@ def weak_spots(
     min_size: int = MIN_SLICE,
     top: int = TOP_SLICES,
     pairs: bool = True,
+    ranking: str = "z",
 ) -> list[WeakSpot]:
     """Slices whose error rate stands furthest above the overall rate, by the strength of the evidence.
 
@@ -288,9 +289,11 @@ def weak_spots(
     (rate - overall) * sqrt(n) / sd: a tiny slice with a high raw rate is not enough, and neither is a
     huge slice barely above the overall rate. Only slices whose 95% Wilson interval lies above the
     overall rate are listed. Going down that ranking, a slice overlapping an already listed one
-    (Jaccard > 0.5) is merged into it; the list stops at ``top`` distinct slices. (``RANKING =
+    (Jaccard > 0.5) is merged into it; the list stops at ``top`` distinct slices. (``ranking=
     "lower bound"`` ranks by the interval's lower end instead; bench/groups.py measured both.)
     """
+    if ranking not in RANKINGS:
+        raise BadRequest(f"Rank weak spots by one of {', '.join(RANKINGS)}.")
     by = by or [f for f in GROUP_FIELDS if f in values]
     err = np.asarray(errors, dtype=bool)
     n_all = len(err)
@@ -309,7 +312,7 @@ def weak_spots(
             nn, kk = int(n[j]), int(k[j])
             lo, _ = wilson(kk, nn)
             if lo is not None and lo > base:
-                evidence = lo - base if RANKING == "lower bound" else (kk / nn - base) * math.sqrt(nn)
+                evidence = lo - base if ranking == "lower bound" else (kk / nn - base) * math.sqrt(nn)
                 candidates.append((evidence, rule(j), nn, kk))
 
     for f in by:

@@ -465,3 +465,65 @@ def _num(value: float) -> str:
     if abs(value) >= 1000:
         return f"{value:,.0f}"
     return f"{value:.3g}"
+
+
+def capture_figure(curve: pd.DataFrame, funded: int) -> go.Figure:
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=curve["share_of_applicants"],
+            y=curve["expected_capture"],
+            name="expected",
+            line={"color": PALETTE[0], "dash": "solid"},
+        )
+    )
+    if "realized_capture" in curve:
+        fig.add_trace(
+            go.Scatter(
+                x=curve["share_of_applicants"],
+                y=curve["realized_capture"],
+                name="realized",
+                line={"color": PALETTE[1], "dash": "dash"},
+            )
+        )
+    fig.add_trace(
+        go.Scatter(x=[0, 1], y=[0, 1], name="funding at random", line={"color": "#555", "dash": "dot"})
+    )
+    if 0 < funded <= len(curve):
+        row = curve.iloc[funded - 1]
+        fig.add_trace(
+            go.Scatter(
+                x=[row["share_of_applicants"]],
+                y=[row["expected_capture"]],
+                mode="markers+text",
+                name="the current rule",
+                text=["current rule"],
+                textposition="bottom right",
+                marker={"symbol": "diamond", "size": 12, "color": PALETTE[2]},
+            )
+        )
+    fig.update_xaxes(tickformat=".0%")
+    fig.update_yaxes(tickformat=".0%")
+    return _layout(
+        fig,
+        "Capture curve: share of successes by share of applicants funded",
+        "applicants funded",
+        "successes captured",
+    )
+
+
+def reasons_figure(table: pd.DataFrame) -> go.Figure:
+    labels = [f"{safe_text(f)} ({d})" for f, d in zip(table["field"], table["direction"])]
+    fig = go.Figure(
+        go.Bar(
+            x=table["applicants"],
+            y=labels,
+            orientation="h",
+            marker={
+                "color": [PALETTE[0] if d == "raised" else PALETTE[1] for d in table["direction"]],
+                "pattern": {"shape": ["" if d == "raised" else "/" for d in table["direction"]]},
+            },
+        )
+    )
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, "Top reasons across the batch", "applicants whose reasons name it", "")

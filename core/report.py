@@ -152,53 +152,6 @@ def capture_sentence(curve: pd.DataFrame, funded: int) -> str:
     return text
 
 
-def capture_figure(curve: pd.DataFrame, funded: int) -> go.Figure:
-    from core.plots import PALETTE, _layout
-
-    fig = go.Figure()
-    fig.add_trace(
-        go.Scatter(
-            x=curve["share_of_applicants"],
-            y=curve["expected_capture"],
-            name="expected",
-            line={"color": PALETTE[0], "dash": "solid"},
-        )
-    )
-    if "realized_capture" in curve:
-        fig.add_trace(
-            go.Scatter(
-                x=curve["share_of_applicants"],
-                y=curve["realized_capture"],
-                name="realized",
-                line={"color": PALETTE[1], "dash": "dash"},
-            )
-        )
-    fig.add_trace(
-        go.Scatter(x=[0, 1], y=[0, 1], name="funding at random", line={"color": "#555", "dash": "dot"})
-    )
-    if 0 < funded <= len(curve):
-        row = curve.iloc[funded - 1]
-        fig.add_trace(
-            go.Scatter(
-                x=[row["share_of_applicants"]],
-                y=[row["expected_capture"]],
-                mode="markers+text",
-                name="the current rule",
-                text=["current rule"],
-                textposition="bottom right",
-                marker={"symbol": "diamond", "size": 12, "color": PALETTE[2]},
-            )
-        )
-    fig.update_xaxes(tickformat=".0%")
-    fig.update_yaxes(tickformat=".0%")
-    return _layout(
-        fig,
-        "Capture curve: share of successes by share of applicants funded",
-        "applicants funded",
-        "successes captured",
-    )
-
-
 def capture_table(curve: pd.DataFrame, points: int = 11) -> pd.DataFrame:
     """The curve at every 10% of applicants (the figure's numbers in a table)."""
     if curve.empty:
@@ -225,25 +178,6 @@ def top_reasons(reasons: pd.Series, top: int = 10) -> pd.DataFrame:
                 counts[(field, found.group(2))] += 1
     rows = [{"field": f, "direction": d, "applicants": c} for (f, d), c in counts.most_common(top)]
     return pd.DataFrame(rows, columns=["field", "direction", "applicants"])
-
-
-def reasons_figure(table: pd.DataFrame) -> go.Figure:
-    from core.plots import PALETTE, _layout
-
-    labels = [f"{safe_text(f)} ({d})" for f, d in zip(table["field"], table["direction"])]
-    fig = go.Figure(
-        go.Bar(
-            x=table["applicants"],
-            y=labels,
-            orientation="h",
-            marker={
-                "color": [PALETTE[0] if d == "raised" else PALETTE[1] for d in table["direction"]],
-                "pattern": {"shape": ["" if d == "raised" else "/" for d in table["direction"]]},
-            },
-        )
-    )
-    fig.update_yaxes(autorange="reversed")
-    return _layout(fig, "Top reasons across the batch", "applicants whose reasons name it", "")
 
 
 # -- the batch report --------------------------------------------------------------------------------
@@ -366,7 +300,7 @@ def batch_report(
     )
     curve = capture_curve(p, asks, outcomes, record.rank_by or "probability")
     sentence = capture_sentence(curve, int(recommended.sum()))
-    body += _figure(capture_figure(curve, int(recommended.sum())), sentence, "fig-capture")
+    body += _figure(plots.capture_figure(curve, int(recommended.sum())), sentence, "fig-capture")
     body += _table(
         capture_table(curve),
         "Capture curve at every 10% of applicants",
@@ -459,7 +393,7 @@ def batch_report(
     reasons = top_reasons(current.get("reasons", pd.Series(dtype=str)))
     if len(reasons):
         body = _figure(
-            reasons_figure(reasons),
+            plots.reasons_figure(reasons),
             f"The field named most often in the reasons: {reasons.iloc[0]['field']} "
             f"({reasons.iloc[0]['direction']} the chance, "
             f"{int(reasons.iloc[0]['applicants']):,} applicants).",

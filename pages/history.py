@@ -27,7 +27,7 @@ user = page_setup("history")
 st.title("Scored batches")
 try:
     records = storage.list_batches()
-    trend = batches.monitoring_history()
+    trend = batches.monitoring_history(records)
     queued = storage.review_counts()
 except StorageError as err:
     st.error(safe_text(str(err)))

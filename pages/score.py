@@ -218,7 +218,7 @@ if selection.mode == "budget" and selection.cut_probability is not None:
 
 estimate_panel(batches.estimate(scored, selection), scored.check)
 with st.expander("Capture curve: what funding more or fewer applicants would capture"):
-    from core.report import capture_curve, capture_figure, capture_sentence, capture_table
+    from core.report import capture_curve, capture_sentence, capture_table
 
     labels = scored.labels()
     curve = capture_curve(
@@ -228,7 +228,7 @@ with st.expander("Capture curve: what funding more or fewer applicants would cap
         selection.rule.rank_by if selection.mode == "budget" else "probability",
     )
     funded = int(selection.mask.sum())
-    chart(capture_figure(curve, funded), key="score_capture", summary=capture_sentence(curve, funded))
+    chart(plots.capture_figure(curve, funded), key="score_capture", summary=capture_sentence(curve, funded))
     st.dataframe(capture_table(curve), hide_index=True, key="score_capture_table")
 with st.expander("Groups: who this decision selects", expanded=False):
     g1, g2 = st.columns(2)
