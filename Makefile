@@ -19,7 +19,7 @@ models: $(STAMP) ## train the default models on the demo data if they are missin
 	$(PY) -m core ensure-models
 
 run: models ## set up, make sure models exist, start the dashboard
-	$(VENV)/bin/streamlit run serve.py
+	PYTHONMALLOC=malloc $(VENV)/bin/streamlit run serve.py
 
 test: models ## set up, then the whole test suite
 	$(PY) -m pytest -q

@@ -35,4 +35,11 @@ else:
         pages.insert(2, st.Page("pages/models.py", title="Models", icon=":material/verified:"))
     if user.can("train"):
         pages.append(st.Page("pages/train.py", title="Train", icon=":material/model_training:"))
-    st.navigation(pages).run()
+    try:
+        st.navigation(pages).run()
+    finally:
+        # what the page run freed (the tables and figures it built) goes back to the system now, not
+        # at glibc's discretion: a server with a few large uploads otherwise stays at its peak
+        from core.batch import release_memory
+
+        release_memory(collect=False)

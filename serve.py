@@ -16,13 +16,28 @@ from starlette.middleware import Middleware
 
 from core.security import SecurityHeaders
 
-# A long-running server should give memory back after a large upload: a fixed mmap threshold keeps
-# glibc from growing it (large arrays then return to the system when freed), and a low trim threshold
-# and two arenas keep freed heap from piling up (bench/memory.py measures it).
+# A long-running server should give memory back after a large upload. `make run` starts it with
+# PYTHONMALLOC=malloc: Python's own small-object allocator keeps a whole arena alive for any object
+# still in it, so the few long-lived objects made while a large upload was scored pinned that
+# upload's arenas (the server grew about 10 MB with every 200,000-row upload and never gave it back);
+# from glibc, the trim after each upload returns it. The variable only counts at interpreter start.
+# Here: a fixed mmap threshold keeps glibc from growing it (large arrays then return to the system
+# when freed), and a low trim threshold and two arenas keep freed heap from piling up
+# (bench/memory.py measures it).
 with contextlib.suppress(OSError, AttributeError):
     libc = ctypes.CDLL("libc.so.6")
     libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
     libc.mallopt(-1, 128 * 1024)  # M_TRIM_THRESHOLD
     libc.mallopt(-8, 2)  # M_ARENA_MAX
+
+# Before the first element of the first page, Streamlit checks once whether it runs in a Python REPL
+# (to print a "use streamlit run" warning) by taking inspect.stack(), which resolves the real path of
+# every imported module's file: 3-4 s of CPU on the first page view here (bench/app.py). This file
+# is only ever served by `streamlit run`, where that warning cannot apply, so the check is marked done.
+with contextlib.suppress(ImportError, AttributeError):
+    import streamlit.delta_generator as _delta_generator
+
+    if hasattr(_delta_generator, "_use_warning_has_been_displayed"):
+        _delta_generator._use_warning_has_been_displayed = True
 
 app = st.App("app.py", middleware=[Middleware(SecurityHeaders)])

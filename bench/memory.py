@@ -81,7 +81,7 @@ def main() -> None:
                 print(f"file {size_mb:.1f} MB ({args.rows:,} rows); server after warm-up: {warm:.0f} MB")
                 before = rss_mb(proc.pid)
                 one = upload(browser, url, big)
-                held = settle(proc.pid, 3) - before
+                held = settle(proc.pid, 12) - before  # the janitor has run by then (every 10 s)
                 print(f"one session holding the upload: +{held:.0f} MB = {held / size_mb:.2f}x the file "
                       f"(goal <= 3x) -> {'met' if held <= 3 * size_mb else 'NOT met'}")  # fmt: skip
                 one.close()

@@ -19,6 +19,7 @@ import csv
 import hashlib
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,6 +75,12 @@ class ScoredBatch:
     reasons: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
     check: monitoring.Check | None = None  # data checks against the model's reference (None: no reference)
     first_time: np.ndarray | None = None  # organisation absent from the model's training data, per row
+    explain_seconds: float = 0.0  # time spent explaining this batch's rows so far...
+    explained: int = 0  # ...and how many rows that was (the estimate before explaining the rest)
+
+    def seconds_per_reason(self) -> float | None:
+        """Measured seconds to explain one of this batch's rows (None before any was explained)."""
+        return self.explain_seconds / self.explained if self.explained else None
 
     @property
     def n(self) -> int:
@@ -220,15 +227,33 @@ def monitoring_record(check: monitoring.Check | None, est: monitoring.Estimate) 
     return {"check": check.to_dict() if check is not None else None, "estimate": est.to_dict()}
 
 
-def release_memory() -> None:
+def release_memory(collect: bool = True) -> None:
     """Hand memory freed by a large batch back to the system (a long-running server otherwise keeps
-    the high-water mark of every upload)."""
+    the high-water mark of every upload). ``collect=False``: only the trim (a few ms), for the end of
+    every page run."""
     import ctypes
     import gc
 
-    gc.collect()
+    if collect:
+        gc.collect()
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
         ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def start_memory_janitor(interval: float = 10.0) -> threading.Thread:
+    """A daemon thread that collects garbage and trims the heap every ``interval`` seconds. A page
+    run's namespace is a reference cycle (the functions it defines hold it), so when a session ends
+    its last run, with the batch and tables in it, waits for Python's next full collection, which
+    an idle server may not reach for hours (bench/memory.py)."""
+
+    def work() -> None:
+        while True:
+            time.sleep(interval)
+            release_memory()
+
+    thread = threading.Thread(target=work, name="memory-janitor", daemon=True)
+    thread.start()
+    return thread
 
 
 @dataclass
@@ -298,28 +323,17 @@ def explain_reasons(
     return reason_codes(explainer.explain(features), seen_names=seen_names)
 
 
-def explain_seconds_per_row(explainer: object, rows: int = 200) -> float:
-    """Seconds to explain one applicant with this explainer, timed on the bundled sample applicants."""
-    import time
-
-    from core import config
-
-    sample = score_upload(explainer.bundle, config.SAMPLE_APPLICANTS.read_bytes(), "sample").features.iloc[
-        :rows
-    ]
-    started = time.perf_counter()
-    explainer.explain(sample)
-    return (time.perf_counter() - started) / max(len(sample), 1)
-
-
 def add_reasons(batch: ScoredBatch, explainer: object, positions: np.ndarray | None = None) -> None:
     """Fill ``batch.reasons`` for the chosen rows (default: ``reason_positions``)."""
     positions = reason_positions(batch.probabilities, batch.source_lines) if positions is None else positions
     todo = np.asarray([i for i in positions if not batch.reasons[i]], dtype=int)
     if len(todo):
+        started = time.perf_counter()
         batch.reasons[todo] = explain_reasons(
             explainer, batch.features.iloc[todo], explainer.bundle.seen_names
         )
+        batch.explain_seconds += time.perf_counter() - started
+        batch.explained += len(todo)
 
 
 def decide(batch: ScoredBatch, rule: decisions.Rule) -> decisions.Selection:

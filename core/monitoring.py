@@ -194,9 +194,8 @@ _computed: dict[str, Reference | None] = {}
 def reference_of(bundle: object) -> Reference | None:
     """The bundle's stored reference; for versions saved before references existed, one computed on
     first use from the training data when that exact file is available here; else None."""
-    path = bundle.path / REFERENCE_FILE
-    if path.exists():
-        return Reference.from_dict(json.loads(path.read_text()))
+    if REFERENCE_FILE in getattr(bundle, "digests", {}):
+        return Reference.from_dict(json.loads(bundle.read_signed(REFERENCE_FILE)))
     if bundle.version not in _computed:
         _computed[bundle.version] = _compute_for(bundle)
     return _computed[bundle.version]

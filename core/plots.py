@@ -467,7 +467,20 @@ def _num(value: float) -> str:
     return f"{value:.3g}"
 
 
+CURVE_POINTS = 501  # a curve is drawn through at most this many of its points (the ends included)
+
+
+def thin_curve(curve: pd.DataFrame, points: int = CURVE_POINTS) -> pd.DataFrame:
+    """Evenly spaced rows of a long cumulative curve, first and last kept: a 100,000-row batch's
+    curve looks the same through 501 points, and the page and report do not carry every row."""
+    if len(curve) <= points:
+        return curve
+    return curve.iloc[np.unique(np.linspace(0, len(curve) - 1, points).round().astype(int))]
+
+
 def capture_figure(curve: pd.DataFrame, funded: int) -> go.Figure:
+    """The capture curve (drawn through at most ``CURVE_POINTS`` points) and the current rule's point."""
+    full, curve = curve, thin_curve(curve)
     fig = go.Figure()
     fig.add_trace(
         go.Scatter(
@@ -489,8 +502,8 @@ def capture_figure(curve: pd.DataFrame, funded: int) -> go.Figure:
     fig.add_trace(
         go.Scatter(x=[0, 1], y=[0, 1], name="funding at random", line={"color": "#555", "dash": "dot"})
     )
-    if 0 < funded <= len(curve):
-        row = curve.iloc[funded - 1]
+    if 0 < funded <= len(full):
+        row = full.iloc[funded - 1]
         fig.add_trace(
             go.Scatter(
                 x=[row["share_of_applicants"]],

@@ -34,7 +34,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
@@ -159,6 +159,22 @@ class Bundle:
     history: dict
     pipeline: object
     network: Network
+    digests: dict[str, str] = field(default_factory=dict)  # file -> sha256, from the verified manifest
+
+    def read_signed(self, name: str) -> bytes:
+        """A bundle file's bytes, checked against the verified manifest as they are read: a file
+        swapped on disk after the bundle was loaded is refused, never parsed."""
+        data = (self.path / name).read_bytes() if name in self.digests else None
+        if data is None or hashlib.sha256(data).hexdigest() != self.digests[name]:
+            raise BundleError(
+                f"Model version {self.path.name}: {name} is not the file that was signed; it was not read."
+            )
+        return data
+
+    def _signed_parquet(self, name: str) -> pd.DataFrame:
+        import io
+
+        return pd.read_parquet(io.BytesIO(self.read_signed(name)))
 
     @property
     def variant(self) -> str:
@@ -205,12 +221,12 @@ class Bundle:
 
     def test_predictions(self) -> pd.DataFrame:
         """Held-out test rows' labels and predicted probabilities."""
-        return pd.read_parquet(self.path / "test_predictions.parquet")
+        return self._signed_parquet("test_predictions.parquet")
 
     @cached_property
     def seen_names(self) -> set[str]:
         """Normalised names of the organisations the model was trained on (read once)."""
-        return set(pd.read_parquet(self.path / "training_names.parquet")["NAME"])
+        return set(self._signed_parquet("training_names.parquet")["NAME"])
 
     def is_seen(self, df: pd.DataFrame) -> np.ndarray:
         """Whether each row's organisation appeared in training (False when NAME is absent)."""
@@ -220,7 +236,7 @@ class Bundle:
 
     def background(self) -> pd.DataFrame:
         """Seeded sample of training rows (attribution background)."""
-        return pd.read_parquet(self.path / "background.parquet")
+        return self._signed_parquet("background.parquet")
 
 
 # -- saving ----------------------------------------------------------------------------------
@@ -406,15 +422,24 @@ def load_bundle(models_dir: Path | None, version: str) -> Bundle:
     models_dir = Path(models_dir or config.models_dir())
     migrate(models_dir)
     path = version_path(models_dir, version)
-    _verify(path, signing_key(), every_file=True)
+    manifest = _verify(path, signing_key(), every_file=True)
+    # every file is parsed from bytes checked against the signed manifest as they are read, so a file
+    # swapped between the verification and the read is refused too
+    signed = Bundle(None, path, {}, None, None, dict(manifest["files"]))  # type: ignore[arg-type]
+    meta = signed.read_signed(META)
+    network_bytes = signed.read_signed(NETWORK_FILE)
+    pipeline_bytes = signed.read_signed("preprocessor.joblib")
+    history_bytes = signed.read_signed("history.json")
     try:
-        card = ModelCard.from_json((path / META).read_text())
-        network = Network.from_bytes((path / NETWORK_FILE).read_bytes())
-        pipeline = joblib.load(path / "preprocessor.joblib")  # signed by this installation
-        history = json.loads((path / "history.json").read_text())
+        import io
+
+        card = ModelCard.from_json(meta.decode("utf-8"))
+        network = Network.from_bytes(network_bytes)
+        pipeline = joblib.load(io.BytesIO(pipeline_bytes))  # signed by this installation, checked above
+        history = json.loads(history_bytes)
     except Exception as err:  # any decoding failure of a signed file: report, never serve
         raise BundleError(f"Model version {path.name} could not be read ({type(err).__name__}).") from None
-    return Bundle(card, path, history, pipeline, network)
+    return Bundle(card, path, history, pipeline, network, signed.digests)
 
 
 # -- the live version ------------------------------------------------------------------------

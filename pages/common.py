@@ -212,7 +212,8 @@ def get_explainer(version: str):
 @st.cache_resource(show_spinner=False)
 def warm_up() -> object:
     """Once per server, in a background thread: load and verify the live model, its explainer and the
-    serving code, so the first upload does not wait for them (they are shared caches)."""
+    serving code, so the first upload does not wait for them (they are shared caches); and start the
+    thread that returns the memory of ended sessions."""
     import threading
 
     def work() -> None:
@@ -222,11 +223,18 @@ def warm_up() -> object:
             live = registry.live_version(models_dir())
             if live:
                 import core.batch  # noqa: F401
+                import core.groups  # noqa: F401  (the rest of what a first upload shows)
+                import core.plots  # noqa: F401
+                import core.report  # noqa: F401
+                import core.whatif  # noqa: F401
 
                 get_explainer(live)
 
     thread = threading.Thread(target=work, name="warm-up", daemon=True)
     thread.start()
+    from core.batch import start_memory_janitor
+
+    start_memory_janitor()  # what ended sessions held goes back to the system within seconds
     return thread
 
 

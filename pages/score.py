@@ -30,12 +30,6 @@ SHOW_ROWS = 2000  # rows drawn in the results table; the download always has eve
 EXPLAIN_CHUNK = 500  # rows explained between progress updates (and chances to cancel)
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def _seconds_per_row(version: str) -> float:
-    """Measured once per version (for the estimate before a long job)."""
-    return batches.explain_seconds_per_row(get_explainer(version))
-
-
 def _duration(seconds: float) -> str:
     return f"{seconds:,.0f} s" if seconds < 120 else f"{seconds / 60:,.0f} min"
 
@@ -111,6 +105,7 @@ with friendly_errors():
         # EINs of batches recorded in the last year: read once per upload, not on every rerun
         seen_before = batches.seen_before(scored, _recent_eins(scored.file_sha256))
         st.session_state["score"] = (key, scored, seen_before)
+        batches.release_memory()  # the scoring's working memory goes back to the system now
 del data
 if scored is None:
     st.stop()
@@ -248,8 +243,9 @@ with st.expander("Groups: who this decision selects", expanded=False):
 missing = int((scored.reasons == "").sum())
 if missing:
     st.caption(f"Reasons are shown for the {scored.n - missing:,} most likely applicants of {scored.n:,}.")
-    seconds = missing * _seconds_per_row(version)
-    if st.button(f"Explain the other {missing:,} rows (about {_duration(seconds)})", key="score_explain_all"):
+    per_row = scored.seconds_per_reason()
+    about = f" (about {_duration(missing * per_row)})" if per_row is not None else ""
+    if st.button(f"Explain the other {missing:,} rows{about}", key="score_explain_all"):
         bar = st.progress(0.0, text="Explaining…")
         st.button("Cancel", key="score_explain_cancel")  # any click reruns the page, which stops this loop
         todo = (scored.reasons == "").nonzero()[0]

@@ -40,7 +40,7 @@ def start_server(
     home: Path, port: int, users: str | None = None, extra: list[str] | None = None
 ) -> subprocess.Popen:
     """``streamlit run serve.py`` as ``make run`` starts it (accounts from ``users`` when given)."""
-    env = {**os.environ, "SCREENING_HOME": str(home)}
+    env = {**os.environ, "SCREENING_HOME": str(home), "PYTHONMALLOC": "malloc"}
     env.pop("SCREENING_USERS", None)
     if users:
         env["SCREENING_USERS"] = users

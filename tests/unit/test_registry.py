@@ -117,6 +117,22 @@ def test_swapped_network_is_refused(models_copy: Path) -> None:
         load_bundle(models_copy, target.name)
 
 
+def test_a_file_swapped_after_loading_is_refused_when_it_is_read(models_copy: Path) -> None:
+    from core.monitoring import reference_of
+
+    version = version_of(models_copy, "tuned")
+    bundle = load_bundle(models_copy, version)
+    other = registry.version_path(models_copy, version_of(models_copy, "baseline"))
+    for name in ("background.parquet", "training_names.parquet", "reference.json"):
+        shutil.copy(other / name, bundle.path / name)
+    with pytest.raises(BundleError, match="background.parquet is not the file that was signed"):
+        bundle.background()
+    with pytest.raises(BundleError, match="training_names.parquet is not the file that was signed"):
+        _ = bundle.seen_names
+    with pytest.raises(BundleError, match="reference.json is not the file that was signed"):
+        reference_of(bundle)
+
+
 def test_resigned_tampered_bundle_cannot_claim_its_old_version(models_copy: Path) -> None:
     """Even someone holding the key cannot change a version's content and keep its id."""
     version = version_of(models_copy, "baseline")

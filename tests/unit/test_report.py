@@ -34,6 +34,26 @@ def test_capture_curve_is_cumulative_expected_successes() -> None:
     assert real["realized_capture"].tolist() == [0.5, 0.5, 1.0, 1.0]
 
 
+def test_capture_figure_draws_a_long_curve_through_at_most_501_points() -> None:
+    from core import plots
+
+    rng = np.random.default_rng(3)
+    p = rng.random(10_000)
+    curve = capture_curve(p, np.full(10_000, 5000.0))
+    fig = plots.capture_figure(curve, funded=1234)
+    expected, rule = fig.data[0], fig.data[-1]
+    assert len(expected.x) == 501
+    # the ends are kept and every drawn point lies on the full curve
+    assert expected.x[0] == curve["share_of_applicants"].iloc[0] and expected.x[-1] == 1.0
+    drawn = np.round(np.asarray(expected.x) * 10_000).astype(int) - 1
+    assert np.allclose(np.asarray(expected.y), curve["expected_capture"].to_numpy()[drawn])
+    # the current rule's point is exact, not the nearest drawn point
+    assert rule.name == "the current rule"
+    assert rule.x[0] == 0.1234 and rule.y[0] == curve["expected_capture"].iloc[1233]
+    small = plots.capture_figure(curve.iloc[:300], funded=3)
+    assert len(small.data[0].x) == 300
+
+
 def test_cli_report_contract(models_dir: Path, tmp_path: Path, own_db) -> None:
     bundle = bundle_of(models_dir, "baseline")
     raw = generate(400, random_state=71, with_target=False)

@@ -176,8 +176,13 @@ def test_serving_never_imports_tensorflow(models_dir: Path, tmp_path: Path) -> N
     assert "core.training" not in modules and "core.workflow" not in modules
 
 
-def test_explain_time_estimate_is_positive_and_per_row(bundle) -> None:
+def test_explain_time_estimate_is_measured_per_row_on_the_batch(bundle) -> None:
     from core.explain import FieldExplainer
 
-    per_row = batch.explain_seconds_per_row(FieldExplainer(bundle), rows=50)
-    assert 0 < per_row < 1.0
+    scored = batch.score_upload(bundle, upload(messy_applicants()), "m.csv")
+    assert scored.seconds_per_reason() is None  # nothing explained yet: no estimate is made up
+    batch.add_reasons(scored, FieldExplainer(bundle), np.arange(40))
+    assert scored.explained == 40
+    assert 0 < scored.seconds_per_reason() == scored.explain_seconds / 40
+    batch.add_reasons(scored, FieldExplainer(bundle), np.arange(50))  # 40 already have reasons
+    assert scored.explained == 50
