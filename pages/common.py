@@ -222,10 +222,10 @@ def warm_up() -> object:
         with contextlib.suppress(Exception):  # a damaged model is reported by the page that needs it
             live = registry.live_version(models_dir())
             if live:
-                import core.batch  # noqa: F401
-                import core.groups  # noqa: F401  (the rest of what a first upload shows)
-                import core.plots  # noqa: F401
-                import core.report  # noqa: F401
+                import core.batch
+                import core.groups
+                import core.plots
+                import core.report
                 import core.whatif  # noqa: F401
 
                 get_explainer(live)

@@ -125,11 +125,11 @@ def test_a_file_swapped_after_loading_is_refused_when_it_is_read(models_copy: Pa
     other = registry.version_path(models_copy, version_of(models_copy, "baseline"))
     for name in ("background.parquet", "training_names.parquet", "reference.json"):
         shutil.copy(other / name, bundle.path / name)
-    with pytest.raises(BundleError, match="background.parquet is not the file that was signed"):
+    with pytest.raises(BundleError, match=r"background\.parquet is not the file that was signed"):
         bundle.background()
-    with pytest.raises(BundleError, match="training_names.parquet is not the file that was signed"):
+    with pytest.raises(BundleError, match=r"training_names\.parquet is not the file that was signed"):
         _ = bundle.seen_names
-    with pytest.raises(BundleError, match="reference.json is not the file that was signed"):
+    with pytest.raises(BundleError, match=r"reference\.json is not the file that was signed"):
         reference_of(bundle)
 
 
