@@ -240,15 +240,16 @@ def release_memory(collect: bool = True) -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def start_memory_janitor(interval: float = 10.0) -> threading.Thread:
+def start_memory_janitor(interval: float = 5.0, stop: threading.Event | None = None) -> threading.Thread:
     """A daemon thread that collects garbage and trims the heap every ``interval`` seconds. A page
     run's namespace is a reference cycle (the functions it defines hold it), so when a session ends
     its last run, with the batch and tables in it, waits for Python's next full collection, which
     an idle server may not reach for hours (bench/memory.py)."""
 
+    stop = stop or threading.Event()
+
     def work() -> None:
-        while True:
-            time.sleep(interval)
+        while not stop.wait(interval):
             release_memory()
 
     thread = threading.Thread(target=work, name="memory-janitor", daemon=True)

@@ -5,6 +5,8 @@ No I/O and no streamlit here, so every figure can be unit-tested on its data.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -48,14 +50,23 @@ def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
 
 
 def score_histogram(probabilities: np.ndarray, threshold: float | None = None, bins: int = 20) -> go.Figure:
-    """Distribution of success probabilities, with the decision threshold marked."""
+    """Distribution of success probabilities, with the decision threshold marked. Counted here, so the
+    figure carries ``bins`` bars, not one number per applicant."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    counts, _ = np.histogram(np.clip(np.asarray(probabilities, dtype=float), 0.0, 1.0), bins=edges)
+    labels = [f"{lo:.2f}–{hi:.2f}" for lo, hi in itertools.pairwise(edges)]
     fig = go.Figure(
-        go.Histogram(
-            x=np.asarray(probabilities),
-            xbins={"start": 0, "end": 1, "size": 1 / bins},
+        go.Bar(
+            x=(edges[:-1] + edges[1:]) / 2,
+            y=counts,
+            width=1 / bins,
+            hovertext=labels,
+            hovertemplate="chance %{hovertext}: %{y} applicants<extra></extra>",
             marker_color=PALETTE[0],
+            name="applicants",
         )
     )
+    fig.update_layout(bargap=0.02)
     if threshold is not None:
         fig.add_vline(
             x=threshold, line_dash="dash", line_color="#444", annotation_text=f"threshold {threshold:.2f}"
@@ -419,6 +430,8 @@ def figure_table(fig: go.Figure) -> pd.DataFrame:
                     rows.append({"series": name, "x": xv, "y": yv, "value": z[r, c]})
         else:
             xs = list(trace.x) if getattr(trace, "x", None) is not None else []
+            if kind == "bar" and trace.hovertext is not None and len(trace.hovertext) == len(xs):
+                xs = list(trace.hovertext)  # pre-counted bins: the bin, not its centre
             ys = list(trace.y) if getattr(trace, "y", None) is not None else []
             for x, y in zip(xs, ys):
                 rows.append({"series": name, "x": x, "y": y})

@@ -165,6 +165,31 @@ def capture_table(curve: pd.DataFrame, points: int = 11) -> pd.DataFrame:
     return curve.iloc[idx].reset_index(drop=True)
 
 
+@dataclass(frozen=True)
+class CaptureView:
+    """What a page or report shows of a capture curve; the full curve (a row per applicant) is
+    dropped once these are made."""
+
+    figure: object  # plotly Figure, drawn through at most plots.CURVE_POINTS points
+    sentence: str
+    table: pd.DataFrame  # every 10% of applicants
+
+
+def capture_view(
+    probabilities: np.ndarray,
+    asks: np.ndarray,
+    funded: int,
+    outcomes: np.ndarray | None = None,
+    rank_by: str = "probability",
+) -> CaptureView:
+    from core import plots
+
+    curve = capture_curve(probabilities, asks, outcomes, rank_by)
+    return CaptureView(
+        plots.capture_figure(curve, funded), capture_sentence(curve, funded), capture_table(curve)
+    )
+
+
 # -- top reasons -------------------------------------------------------------------------------------
 def top_reasons(reasons: pd.Series, top: int = 10) -> pd.DataFrame:
     """How often each field appears in the batch's reasons, raising or lowering the chance."""
@@ -298,11 +323,10 @@ def batch_report(
         f"<dt>Funded after overrides</dt><dd>{int(final.sum()):,} "
         f"(${float(asks[final].sum()):,.0f} asked)</dd></dl>"
     )
-    curve = capture_curve(p, asks, outcomes, record.rank_by or "probability")
-    sentence = capture_sentence(curve, int(recommended.sum()))
-    body += _figure(plots.capture_figure(curve, int(recommended.sum())), sentence, "fig-capture")
+    capture = capture_view(p, asks, int(recommended.sum()), outcomes, record.rank_by or "probability")
+    body += _figure(capture.figure, capture.sentence, "fig-capture")
     body += _table(
-        capture_table(curve),
+        capture.table,
         "Capture curve at every 10% of applicants",
         {
             "share_of_applicants": lambda v: f"{v:.0%}",

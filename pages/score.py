@@ -213,18 +213,17 @@ if selection.mode == "budget" and selection.cut_probability is not None:
 
 estimate_panel(batches.estimate(scored, selection), scored.check)
 with st.expander("Capture curve: what funding more or fewer applicants would capture"):
-    from core.report import capture_curve, capture_sentence, capture_table
+    from core.report import capture_view
 
-    labels = scored.labels()
-    curve = capture_curve(
+    capture = capture_view(
         scored.probabilities,
         scored.asks,
-        labels,
+        int(selection.mask.sum()),
+        scored.labels(),
         selection.rule.rank_by if selection.mode == "budget" else "probability",
     )
-    funded = int(selection.mask.sum())
-    chart(plots.capture_figure(curve, funded), key="score_capture", summary=capture_sentence(curve, funded))
-    st.dataframe(capture_table(curve), hide_index=True, key="score_capture_table")
+    chart(capture.figure, key="score_capture", summary=capture.sentence)
+    st.dataframe(capture.table, hide_index=True, key="score_capture_table")
 with st.expander("Groups: who this decision selects", expanded=False):
     g1, g2 = st.columns(2)
     min_size = g1.number_input("Minimum group size", 1, 10_000, 30, key="score_group_min")

@@ -11,10 +11,14 @@ from core import plots
 
 
 def test_score_histogram_marks_threshold() -> None:
-    fig = plots.score_histogram(np.array([0.1, 0.5, 0.9]), threshold=0.6)
+    fig = plots.score_histogram(np.array([0.1, 0.5, 0.9, 0.92, 1.0]), threshold=0.6)
     assert isinstance(fig, go.Figure)
-    assert list(fig.data[0].x) == [0.1, 0.5, 0.9]
+    counts = list(fig.data[0].y)
+    assert len(counts) == 20 and sum(counts) == 5  # counted per bin, not one number per applicant
+    assert counts[2] == 1 and counts[10] == 1 and counts[18] == 2 and counts[19] == 1  # 1.0 in the last bin
     assert fig.layout.shapes[0].x0 == 0.6
+    table = plots.figure_table(fig)
+    assert table["x"].iloc[18] == "0.90–0.95" and table["y"].iloc[18] == 2
 
 
 def test_confusion_matrix_layout() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -186,3 +187,31 @@ def test_explain_time_estimate_is_measured_per_row_on_the_batch(bundle) -> None:
     assert 0 < scored.seconds_per_reason() == scored.explain_seconds / 40
     batch.add_reasons(scored, FieldExplainer(bundle), np.arange(50))  # 40 already have reasons
     assert scored.explained == 50
+
+
+def test_memory_janitor_frees_garbage_cycles_until_stopped() -> None:
+    import gc
+    import threading
+    import weakref
+
+    class Node:
+        pass
+
+    gc.disable()  # only the janitor may collect here
+    try:
+        node = Node()
+        node.self = node  # a reference cycle, as a page run's namespace is
+        alive = weakref.ref(node)
+        del node
+        assert alive() is not None  # refcounting alone never frees a cycle
+        stop = threading.Event()
+        thread = batch.start_memory_janitor(interval=0.05, stop=stop)
+        deadline = time.monotonic() + 10
+        while alive() is not None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert alive() is None
+        stop.set()
+        thread.join(5)
+        assert not thread.is_alive()
+    finally:
+        gc.enable()
