@@ -495,23 +495,19 @@ def capture_figure(curve: pd.DataFrame, funded: int) -> go.Figure:
     """The capture curve (drawn through at most ``CURVE_POINTS`` points) and the current rule's point."""
     full, curve = curve, thin_curve(curve)
     fig = go.Figure()
-    fig.add_trace(
-        go.Scatter(
-            x=curve["share_of_applicants"],
-            y=curve["expected_capture"],
-            name="expected",
-            line={"color": PALETTE[0], "dash": "solid"},
-        )
-    )
-    if "realized_capture" in curve:
-        fig.add_trace(
-            go.Scatter(
-                x=curve["share_of_applicants"],
-                y=curve["realized_capture"],
-                name="realized",
-                line={"color": PALETTE[1], "dash": "dash"},
+    for column, name, colour, dash in (
+        ("expected_capture", "expected", PALETTE[0], "solid"),
+        ("realized_capture", "realized", PALETTE[1], "dash"),
+    ):
+        if column in curve:
+            fig.add_trace(
+                go.Scatter(
+                    x=curve["share_of_applicants"],
+                    y=curve[column],
+                    name=name,
+                    line={"color": colour, "dash": dash},
+                )
             )
-        )
     fig.add_trace(
         go.Scatter(x=[0, 1], y=[0, 1], name="funding at random", line={"color": "#555", "dash": "dot"})
     )
