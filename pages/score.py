@@ -105,7 +105,6 @@ with friendly_errors():
         # EINs of batches recorded in the last year: read once per upload, not on every rerun
         seen_before = batches.seen_before(scored, _recent_eins(scored.file_sha256))
         st.session_state["score"] = (key, scored, seen_before)
-        batches.release_memory()  # the scoring's working memory goes back to the system now
 del data
 if scored is None:
     st.stop()
