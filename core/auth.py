@@ -221,9 +221,11 @@ def sign_in(
 ) -> SignIn:
     """Check credentials under the shared throttle; unknown names cost the same as known ones."""
     accounts = load_accounts() if accounts is None else accounts
-    now = time.time() if now is None else now
     key, client = name.strip().lower()[:120], _clean(client or "unknown", 64)
     with _StateLock() as lock:
+        # the clock is read under the lock: an attempt that read it earlier but got the lock later
+        # must not see a later attempt's time as a lockout
+        now = time.time() if now is None else now
         state = lock.state
         _prune(state, now)
         acc = state["accounts"].setdefault(key, {"fails": 0, "until": 0.0, "last": now})
@@ -239,7 +241,8 @@ def sign_in(
         for entry, free in ((acc, ACCOUNT_FREE_FAILS), (cli, CLIENT_FREE_FAILS)):
             entry["fails"] += 1
             entry["last"] = now
-            entry["until"] = now + _lock_seconds(entry["fails"], free)
+            seconds = _lock_seconds(entry["fails"], free)
+            entry["until"] = now + seconds if seconds else 0.0
         state["recent"].append(now)
         lock.save()
     account = accounts.get(name)

@@ -77,6 +77,18 @@ def test_parallel_guessing_is_counted_before_passwords_are_checked(private_home:
     )
 
 
+def test_free_failures_never_lock_even_when_attempts_arrive_out_of_clock_order(private_home: Path) -> None:
+    """An attempt that read the clock before another but reached the state after it is not locked out."""
+    t0 = 1_500_000.0
+    assert auth.sign_in("ann", "nope", ACCOUNTS, client="10.5.0.1", now=t0 + 1).message == (
+        "Wrong user name or password."
+    )
+    assert auth.sign_in("ann", "nope", ACCOUNTS, client="10.5.0.2", now=t0).message == (
+        "Wrong user name or password."
+    )
+    assert auth.lockouts(now=t0) == {}
+
+
 def test_many_names_from_one_address_are_throttled(private_home: Path) -> None:
     t0 = 2_000_000.0
     for i in range(auth.CLIENT_FREE_FAILS):
