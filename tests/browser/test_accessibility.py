@@ -62,10 +62,18 @@ def violations(page) -> list[str]:
     ]
 
 
+def idle(page) -> None:
+    """Wait until no script run is in progress (Streamlit shows its status widget while one runs)."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=TIMEOUT, polling=250
+    )
+
+
 def settle(page, marker: str) -> None:
     page.wait_for_selector(f"text={marker}", timeout=TIMEOUT)
-    page.wait_for_load_state("networkidle")
-    page.wait_for_timeout(1500)
+    idle(page)
+    page.wait_for_timeout(1000)
+    idle(page)
 
 
 def sign_in(page, url: str, name: str, password: str) -> None:
@@ -136,13 +144,26 @@ def focus_visible(page) -> bool:
     )
 
 
-def tab_to(page, test: str, limit: int = 250) -> None:
-    """Press Tab until the focused element passes ``test`` (a JS expression over ``el``)."""
+DESCRIBE = """() => {
+    const el = document.activeElement;
+    if (!el) return 'none';
+    const text = (el.getAttribute('aria-label') || el.innerText || el.value || '').trim().slice(0, 40);
+    return `${el.tagName}${el.type ? '[' + el.type + ']' : ''} ${JSON.stringify(text)}`;
+}"""
+
+
+def tab_to(page, test: str, limit: int = 400) -> None:
+    """Press Tab until the focused element passes ``test`` (a JS expression over ``el``); on failure
+    the message lists where the focus went, and a screenshot is kept."""
+    idle(page)
+    trail = []
     for _ in range(limit):
         page.keyboard.press("Tab")
         if page.evaluate(f"() => {{ const el = document.activeElement; return !!({test}); }}"):
             return
-    raise AssertionError(f"Tab never reached: {test}")
+        trail.append(page.evaluate(DESCRIBE))
+    shot(page, "a11y-tab-never-reached")
+    raise AssertionError(f"Tab never reached: {test}; the focus went through: " + " | ".join(trail[:120]))
 
 
 def test_the_staff_flow_works_by_keyboard_alone(browser, a11y_server, tmp_path: Path) -> None:
@@ -166,7 +187,7 @@ def test_the_staff_flow_works_by_keyboard_alone(browser, a11y_server, tmp_path: 
     # upload: the uploader's button opens the file chooser from the keyboard
     tab_to(page, "el.tagName === 'BUTTON' && el.closest('[data-testid=stFileUploader]')")
     assert focus_visible(page)
-    with page.expect_file_chooser() as chooser:
+    with page.expect_file_chooser(timeout=TIMEOUT) as chooser:
         page.keyboard.press("Enter")
     chooser.value.set_files(str(applicants))
     settle(page, "Expected accuracy")
