@@ -456,6 +456,13 @@ def cohort_picker(key: str, label: str = "Cohort") -> tuple[str | None, dict | N
     return name, cohorts[name]
 
 
+def section(label: str, key: str, expanded: bool = False, where: object = st) -> object:
+    """A collapsible section whose body runs only while it is open: opening it reruns the page, so a
+    closed section costs neither server time nor browser work. Use ``with section(...) as box:`` and
+    draw the body under ``if box.open:``."""
+    return where.expander(label, expanded=expanded, key=key, on_change="rerun")
+
+
 def chart(fig: object, key: str, summary: str | None = None, where: object = st) -> None:
     """A figure with its title, a one-sentence summary in text and a "Show as table" view of the same
     numbers (nobody needs to see the chart to read it)."""
@@ -463,5 +470,6 @@ def chart(fig: object, key: str, summary: str | None = None, where: object = st)
 
     where.plotly_chart(fig, key=key)
     where.caption(safe_text(summary or plots.figure_summary(fig)))
-    with where.expander("Show as table"):
-        st.dataframe(plots.figure_table(fig), hide_index=True, key=f"{key}_table_view")
+    with section("Show as table", key=f"{key}_table_open", where=where) as box:
+        if box.open:
+            st.dataframe(plots.figure_table(fig), hide_index=True, key=f"{key}_table_view")

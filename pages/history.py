@@ -21,6 +21,7 @@ from pages.common import (
     group_panel,
     html_download,
     page_setup,
+    section,
 )
 
 user = page_setup("history")
@@ -72,12 +73,18 @@ st.dataframe(
 failed = int((listing["data checks"] == "Fail").sum())
 if failed:
     st.warning(f"{failed} batch(es) failed their data checks (column 'data checks' says Fail).")
-with st.expander("Accuracy over time: estimated at scoring, realized when outcomes arrived"):
-    if len(trend):
+with section(
+    "Accuracy over time: estimated at scoring, realized when outcomes arrived", key="history_trend_open"
+) as box:
+    if box.open and len(trend):
         chart(
-            plots.monitoring_trend(trend), key="history_trend", summary=plots.monitoring_trend_summary(trend)
+            plots.monitoring_trend(trend),
+            key="history_trend",
+            summary=plots.monitoring_trend_summary(trend),
         )
         st.dataframe(trend, hide_index=True, key="history_trend_table")
+    elif box.open:
+        st.info("No recorded batch has an accuracy estimate yet.")
 ids = [r.id for r in records]
 labels = {r.id: f"{r.created_at:%Y-%m-%d %H:%M} · {r.file_name} · {r.user}" for r in records}
 batch_id = st.selectbox("Batch", ids, format_func=labels.get, key="history_batch")
@@ -121,13 +128,14 @@ if current is None:
 
 # -- monitoring of the chosen batch ------------------------------------------------------------------
 stored = record.monitoring_data()
-with st.expander("Data checks and accuracy estimate at scoring time"):
-    if stored.get("check"):
-        data_check_panel(Check.from_dict(stored["check"]), "history_checks")
-    else:
-        st.info("This batch was recorded before data checks existed.")
-    if stored.get("estimate"):
-        st.markdown(safe_text(Estimate.from_dict(stored["estimate"]).sentence()))
+with section("Data checks and accuracy estimate at scoring time", key="history_checks_open") as box:
+    if box.open:
+        if stored.get("check"):
+            data_check_panel(Check.from_dict(stored["check"]), "history_checks")
+        else:
+            st.info("This batch was recorded before data checks existed.")
+        if stored.get("estimate"):
+            st.markdown(safe_text(Estimate.from_dict(stored["estimate"]).sentence()))
 arrived = storage.latest_outcomes().get(batch_id)
 st.subheader("Outcomes")
 outcomes_notice = st.session_state.pop("outcomes_notice", None)
@@ -169,16 +177,17 @@ if user.can("override"):
                 f"(estimated {result.estimate.accuracy:.1%})."
             )
             st.rerun()
-with st.expander("Groups: who the decision after overrides selects"):
-    h_min = st.number_input("Minimum group size", 1, 10_000, 30, key="history_group_min")
-    with friendly_errors():
-        try:
-            scored_by = get_bundle(record.version)
-        except ScreeningError:
-            scored_by = None
-            st.caption("The model version that scored this batch is gone: no first-time groups.")
-        h_report, h_spots = batches.recorded_groups(batch_id, scored_by, int(h_min))
-        group_panel(h_report, "history_groups", h_spots)
+with section("Groups: who the decision after overrides selects", key="history_groups_open") as box:
+    if box.open:
+        h_min = st.number_input("Minimum group size", 1, 10_000, 30, key="history_group_min")
+        with friendly_errors():
+            try:
+                scored_by = get_bundle(record.version)
+            except ScreeningError:
+                scored_by = None
+                st.caption("The model version that scored this batch is gone: no first-time groups.")
+            h_report, h_spots = batches.recorded_groups(batch_id, scored_by, int(h_min))
+            group_panel(h_report, "history_groups", h_spots)
 overridden = int((current["override"] != "none").sum())
 st.caption(f"{overridden:,} applicants overridden by staff. final_decision is the decision after overrides.")
 st.dataframe(current, hide_index=True, key="history_rows")

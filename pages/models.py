@@ -8,7 +8,7 @@ import streamlit as st
 from core import evaluation, registry
 from core.report import card_html
 from core.text import safe_text
-from pages.common import friendly_errors, get_bundle, models_dir, page_setup, version_label, versions
+from pages.common import friendly_errors, get_bundle, models_dir, page_setup, section, version_label, versions
 
 user = page_setup("compare")
 st.title("Model versions")
@@ -38,9 +38,13 @@ listing = pd.DataFrame(
 )
 st.dataframe(listing, hide_index=True, key="models_table")
 
-with st.expander("Live model history"), friendly_errors():
-    events = registry.registry_events(models_dir())
-    st.dataframe(pd.DataFrame([e.__dict__ for e in reversed(events)]), hide_index=True, key="models_events")
+with section("Live model history", key="models_events_open") as box:
+    if box.open:
+        with friendly_errors():
+            events = registry.registry_events(models_dir())
+            st.dataframe(
+                pd.DataFrame([e.__dict__ for e in reversed(events)]), hide_index=True, key="models_events"
+            )
 
 options = list(cards)
 candidate = st.selectbox(

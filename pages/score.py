@@ -23,6 +23,7 @@ from pages.common import (
     get_explainer,
     group_panel,
     model_page,
+    section,
     versions,
 )
 
@@ -85,6 +86,7 @@ with friendly_errors():
         scored, seen_before = cached[1], cached[2]
     else:
         st.session_state.pop("score", None)  # release the previous file's results first
+        st.session_state.pop("score_group_values", None)
         bar = st.progress(0.0, text="Scoring…")
         approx_rows = max(1, data.count(b"\n"))
         try:
@@ -122,8 +124,9 @@ if report.extra_columns:
 if report.n_rejected:
     st.warning(f"{report.n_rejected:,} rows were not scored. Reasons:")
     st.dataframe(report.reasons(), hide_index=True, key="score_reasons")
-    with st.expander("Rejected rows"):
-        st.dataframe(batches.rejects_frame(report), hide_index=True, key="score_rejected")
+    with section("Rejected rows", key="score_rejected_open") as box:
+        if box.open:
+            st.dataframe(batches.rejects_frame(report), hide_index=True, key="score_rejected")
     csv_download(
         "Download rejected rows (CSV)",
         scored.rejects_csv,
@@ -131,8 +134,9 @@ if report.n_rejected:
         "score_rejects_download",
     )
 if len(report.warnings):
-    with st.expander(f"Warnings ({len(report.warnings):,})"):
-        st.dataframe(report.warnings, hide_index=True, key="score_warnings")
+    with section(f"Warnings ({len(report.warnings):,})", key="score_warnings_open") as box:
+        if box.open:
+            st.dataframe(report.warnings, hide_index=True, key="score_warnings")
 dups = batches.duplicates(scored)
 if dups.repeated_ein_rows:
     st.warning(
@@ -211,31 +215,40 @@ if selection.mode == "budget" and selection.cut_probability is not None:
     )
 
 estimate_panel(batches.estimate(scored, selection), scored.check)
-with st.expander("Capture curve: what funding more or fewer applicants would capture"):
-    from core.report import capture_view
+with section(
+    "Capture curve: what funding more or fewer applicants would capture", key="score_capture_open"
+) as box:
+    if box.open:
+        from core.report import capture_view
 
-    capture = capture_view(
-        scored.probabilities,
-        scored.asks,
-        int(selection.mask.sum()),
-        scored.labels(),
-        selection.rule.rank_by if selection.mode == "budget" else "probability",
-    )
-    chart(capture.figure, key="score_capture", summary=capture.sentence)
-    st.dataframe(capture.table, hide_index=True, key="score_capture_table")
-with st.expander("Groups: who this decision selects", expanded=False):
-    g1, g2 = st.columns(2)
-    min_size = g1.number_input("Minimum group size", 1, 10_000, 30, key="score_group_min")
-    values_key = ("score_group_values", scored.file_sha256, scored.version)
-    if st.session_state.get("score_group_values", (None,))[0] != values_key:
-        st.session_state["score_group_values"] = (values_key, batches.group_values(scored, bundle))
-    values = st.session_state["score_group_values"][1]
-    with friendly_errors():
-        labelled = scored.labels() is not None
-        report, spots = batches.groups_of(
-            scored, bundle, selection.mask, min_size=int(min_size), with_weak_spots=labelled, values=values
+        capture = capture_view(
+            scored.probabilities,
+            scored.asks,
+            int(selection.mask.sum()),
+            scored.labels(),
+            selection.rule.rank_by if selection.mode == "budget" else "probability",
         )
-        group_panel(report, "score_groups", spots)
+        chart(capture.figure, key="score_capture", summary=capture.sentence)
+        st.dataframe(capture.table, hide_index=True, key="score_capture_table")
+with section("Groups: who this decision selects", key="score_groups_open") as box:
+    if box.open:
+        g1, g2 = st.columns(2)
+        min_size = g1.number_input("Minimum group size", 1, 10_000, 30, key="score_group_min")
+        values_key = ("score_group_values", scored.file_sha256, scored.version)
+        if st.session_state.get("score_group_values", (None,))[0] != values_key:
+            st.session_state["score_group_values"] = (values_key, batches.group_values(scored, bundle))
+        values = st.session_state["score_group_values"][1]
+        with friendly_errors():
+            labelled = scored.labels() is not None
+            report, spots = batches.groups_of(
+                scored,
+                bundle,
+                selection.mask,
+                min_size=int(min_size),
+                with_weak_spots=labelled,
+                values=values,
+            )
+            group_panel(report, "score_groups", spots)
 
 # -- results -----------------------------------------------------------------------------------
 missing = int((scored.reasons == "").sum())
@@ -271,44 +284,52 @@ st.dataframe(
         batches.REASONS: st.column_config.TextColumn("reasons", width="large"),
     },
 )
-with st.expander("One applicant's reasons in full"):
-    labels = {
-        int(pos): f"line {line} · {ein} · {str(name)[:50]}"
-        for pos, line, ein, name in zip(
-            rows, shown_table["source_line"], shown_table["EIN"], shown_table["NAME"]
-        )
-    }
-    pick = st.selectbox(
-        "Applicant (line in the file · EIN · NAME)", list(labels), format_func=labels.get, key="score_detail"
-    )
-    if pick is not None:
-        st.markdown(
-            f"Chance of success **{scored.probabilities[pick]:.1%}** · "
-            + ("recommended" if selection.mask[pick] else "not recommended")
-        )
-        for part in (scored.reasons[pick] or "No reasons computed for this row yet.").split("; "):
-            st.markdown("- " + safe_text(part))
-        if not selection.mask[pick]:
-            from core.whatif import CHANGEABLE, DEFAULT_CHANGE
-
-            changeable = st.multiselect(
-                "Fields that may change (the others stay locked)",
-                CHANGEABLE,
-                default=DEFAULT_CHANGE,
-                key="score_cf_fields",
+with section("One applicant's reasons in full", key="score_detail_open") as box:
+    if box.open:
+        labels = {
+            int(pos): f"line {line} · {ein} · {str(name)[:50]}"
+            for pos, line, ein, name in zip(
+                rows, shown_table["source_line"], shown_table["EIN"], shown_table["NAME"]
             )
-            with friendly_errors():
-                if not changeable:
-                    st.info("Choose at least one field that may change.")
-                else:
-                    why_not, suggestion = batches.applicant_support(
-                        scored, selection, get_explainer(version), np.array([pick]), changeable
-                    )
-                    st.markdown("**Why not recommended** (fields that lowered the chance):")
-                    for reason in why_not[0] or ["No field lowered the chance noticeably."]:
-                        st.markdown("- " + safe_text(reason))
-                    st.markdown("**What it would take:** " + safe_text(suggestion[0].text))
-chart(plots.score_histogram(scored.probabilities, selection.threshold), key="score_histogram")
+        }
+        pick = st.selectbox(
+            "Applicant (line in the file · EIN · NAME)",
+            list(labels),
+            format_func=labels.get,
+            key="score_detail",
+        )
+        if pick is not None:
+            st.markdown(
+                f"Chance of success **{scored.probabilities[pick]:.1%}** · "
+                + ("recommended" if selection.mask[pick] else "not recommended")
+            )
+            for part in (scored.reasons[pick] or "No reasons computed for this row yet.").split("; "):
+                st.markdown("- " + safe_text(part))
+            if not selection.mask[pick]:
+                from core.whatif import CHANGEABLE, DEFAULT_CHANGE
+
+                changeable = st.multiselect(
+                    "Fields that may change (the others stay locked)",
+                    CHANGEABLE,
+                    default=DEFAULT_CHANGE,
+                    key="score_cf_fields",
+                )
+                with friendly_errors():
+                    if not changeable:
+                        st.info("Choose at least one field that may change.")
+                    else:
+                        why_not, suggestion = batches.applicant_support(
+                            scored, selection, get_explainer(version), np.array([pick]), changeable
+                        )
+                        st.markdown("**Why not recommended** (fields that lowered the chance):")
+                        for reason in why_not[0] or ["No field lowered the chance noticeably."]:
+                            st.markdown("- " + safe_text(reason))
+                        st.markdown("**What it would take:** " + safe_text(suggestion[0].text))
+histogram = plots.score_histogram(scored.probabilities, selection.threshold)
+st.caption(safe_text(plots.figure_summary(histogram)))
+with section("Chart: how the chances of success are spread", key="score_histogram_open") as box:
+    if box.open:
+        chart(histogram, key="score_histogram")
 
 metrics = scored.label_metrics()
 if metrics:

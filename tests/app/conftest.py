@@ -49,3 +49,11 @@ def open_page(at: AppTest, page: str) -> AppTest:
 def shown(value: object) -> str:
     """What a Markdown element's source shows as text (the escaping helper writes entities)."""
     return html.unescape(str(value))
+
+
+def open_section(at: AppTest, key: str) -> AppTest:
+    """Open a collapsible section (its body runs only while open) as a click on its header would."""
+    at.session_state[key] = True
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at

@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import evaluation, groups, registry, storage
 from core.synthetic import generate
-from tests.app.conftest import open_page, shown
+from tests.app.conftest import open_page, open_section, shown
 from tests.app.test_pages import table_with, upload
 
 
@@ -21,6 +21,9 @@ def group_row(at: AppTest, field: str, value: str) -> dict:
 def test_group_rates_on_score_follow_the_threshold(app: AppTest) -> None:
     raw = generate(400, random_state=41, with_target=False)
     upload(app, "g.csv", raw.to_csv(index=False).encode())
+    with pytest.raises(KeyError):  # the section is closed: nothing of it is computed or drawn
+        group_row(app, "AFFILIATION", "Independent")
+    open_section(app, "score_groups_open")
     results = table_with(app, "success_probability", "recommended")
     independent = (raw["AFFILIATION"] == "Independent").to_numpy()
     row = group_row(app, "AFFILIATION", "Independent")
@@ -38,6 +41,7 @@ def test_group_rates_on_history_follow_an_override(app: AppTest) -> None:
     upload(app, "o.csv", raw.to_csv(index=False).encode())
     app.button(key="score_record").click().run()
     open_page(app, "history")
+    open_section(app, "history_groups_open")
     before = group_row(app, "ORGANIZATION", str(raw.loc[3, "ORGANIZATION"]))
     results = table_with(app, "override", "final_decision").set_index("source_line")
     was = int(results.loc["5", "final_decision"])

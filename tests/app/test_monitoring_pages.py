@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import monitoring, storage
 from core.synthetic import generate
-from tests.app.conftest import open_page, shown
+from tests.app.conftest import open_page, open_section, shown
 from tests.app.test_pages import metric, table_with, upload
 
 
@@ -63,5 +63,6 @@ def test_outcomes_attached_on_history_show_beside_the_estimate(app: AppTest) -> 
     assert metric(app, "Realized accuracy") == f"{realized:.1%}"
     assert metric(app, "Estimated at scoring") == f"{stored['estimate']['accuracy']:.1%}"
     assert any(s.value.startswith("Outcomes attached: 90 applicants matched on EIN") for s in app.success)
+    open_section(app, "history_trend_open")
     trend = table_with(app, "estimated_accuracy", "realized_accuracy")
     assert trend.loc[0, "realized_accuracy"] == round(realized, 6)

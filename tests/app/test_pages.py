@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import config, registry, storage
 from core.synthetic import generate, sample_applicants
-from tests.app.conftest import open_page, shown
+from tests.app.conftest import open_page, open_section, shown
 
 LEAD = ["source_line", "EIN", "NAME", "success_probability", "recommended", "reasons"]
 
@@ -92,6 +92,7 @@ def test_bad_file_gives_report_not_traceback(app: AppTest) -> None:
     upload(app, "messy.csv", raw.to_csv(index=False).encode())
     assert metric(app, "Rejected") == "3" and metric(app, "Accepted") == "27"
     assert table_with(app, "reason", "rows")["rows"].sum() == 3
+    open_section(app, "score_rejected_open")
     assert sorted(table_with(app, "source_line", "reason", "STATUS")["source_line"]) == [4, 9, 11]
 
 
@@ -357,6 +358,7 @@ def test_one_applicants_reasons_can_be_read_in_full(app: AppTest) -> None:
     results = table_with(app, "success_probability", "reasons")
     row = int(results["success_probability"].idxmin())  # the least likely: not recommended
     assert not results.loc[row, "recommended"]
+    open_section(app, "score_detail_open")
     app.selectbox(key="score_detail").set_value(row).run()
     bullets = [shown(m.value) for m in app.markdown if shown(m.value).startswith("- ")]
     scored = app.session_state["score"][1]

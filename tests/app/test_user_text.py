@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.synthetic import sample_applicants
 from core.text import safe_text
-from tests.app.conftest import open_page, shown
+from tests.app.conftest import open_page, open_section, shown
 from tests.app.test_pages import upload
 
 EVIL = "http://evil.example"
@@ -21,6 +21,14 @@ NAMES = [
 ]
 FILE_NAME = f"![f]({EVIL}/f.png).csv"
 HEADER = f"[h]({EVIL}/h)"
+SCORE_SECTIONS = (
+    "score_rejected_open",
+    "score_warnings_open",
+    "score_capture_open",
+    "score_groups_open",
+    "score_detail_open",
+    "score_histogram_open",
+)
 
 
 def hostile_file() -> bytes:
@@ -69,6 +77,9 @@ def test_payloads_through_every_page(app: AppTest) -> None:
     visible = assert_inert(app)
     assert f"Ignored extra columns: {HEADER.upper()}" in visible  # shown, as text
     assert metrics_ok(app)
+    for section in SCORE_SECTIONS:  # every collapsible section open: all of it is inspected
+        open_section(app, section)
+    assert_inert(app)
     app.number_input(key="score_group_min").set_value(5).run()  # small groups: the hostile value gets a bar
     app.selectbox(key="score_groups_field").set_value("CLASSIFICATION").run()
     assert_inert(app)
@@ -78,6 +89,8 @@ def test_payloads_through_every_page(app: AppTest) -> None:
     app.button(key="score_record").click().run()
     assert_inert(app)
     open_page(app, "history")
+    for section in ("history_trend_open", "history_checks_open", "history_groups_open"):
+        open_section(app, section)
     visible = assert_inert(app)
     assert "Scored batches" in visible
     open_page(app, "review")
@@ -96,6 +109,8 @@ def test_payloads_through_every_page(app: AppTest) -> None:
     assert safe_text(NAMES[1], 40) in charts  # the NAME reaches the dependence chart, escaped
     for page in ("compare", "models", "train"):
         open_page(app, page)
+        if page == "models":
+            open_section(app, "models_events_open")
         assert_inert(app)
 
 
