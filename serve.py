@@ -50,8 +50,8 @@ def _preload() -> None:
     up to 2 s later, as both compete for the one interpreter lock; one who arrives later gains both."""
     with contextlib.suppress(Exception):  # a page that needs a module it could not import says why
         import core.batch
-        import core.features
         import core.explain
+        import core.features
         import core.groups
         import core.plots
         import core.report
