@@ -119,6 +119,13 @@ def stop_server(proc: subprocess.Popen) -> None:
     assert proc.returncode is not None
 
 
+def wait_idle(page, timeout: float = 90_000) -> None:
+    """Wait until no script run is in progress (Streamlit shows its status widget while one runs)."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=timeout, polling=250
+    )
+
+
 def chromium_available() -> None:
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian chromium is not installed (.ci/run installs it)")

@@ -20,6 +20,7 @@ from tests.browser.conftest import (
     start_server,
     stop_server,
     wait_healthy,
+    wait_idle,
 )
 from tests.browser.test_security import USERS
 
@@ -74,10 +75,7 @@ def violations(page) -> list[str]:
 
 
 def idle(page) -> None:
-    """Wait until no script run is in progress (Streamlit shows its status widget while one runs)."""
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=TIMEOUT, polling=250
-    )
+    wait_idle(page, TIMEOUT)
 
 
 def settle(page, marker: str) -> None:
