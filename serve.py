@@ -48,14 +48,10 @@ def _preload() -> None:
     groups and charts. Without it the first upload waited for those imports (bench/app.py: first
     upload 7 s, with it 4.5-5 s). A visitor who arrives in the very first seconds sees the first page
     up to 2 s later, as both compete for the one interpreter lock; one who arrives later gains both."""
+    import core
+
     with contextlib.suppress(Exception):  # a page that needs a module it could not import says why
-        import core.batch
-        import core.explain
-        import core.features
-        import core.groups
-        import core.plots
-        import core.report
-        import core.whatif  # noqa: F401
+        core.import_serving_code()
 
 
 threading.Thread(target=_preload, name="preload", daemon=True).start()

@@ -222,12 +222,9 @@ def warm_up() -> object:
         with contextlib.suppress(Exception):  # a damaged model is reported by the page that needs it
             live = registry.live_version(models_dir())
             if live:
-                import core.batch
-                import core.groups
-                import core.plots
-                import core.report
-                import core.whatif  # noqa: F401
+                import core
 
+                core.import_serving_code()  # done already when served by serve.py
                 get_explainer(live)
 
     thread = threading.Thread(target=work, name="warm-up", daemon=True)

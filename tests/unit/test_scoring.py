@@ -148,18 +148,20 @@ def test_colliding_input_columns_keep_their_values(bundle) -> None:
 
 
 def test_serving_never_imports_tensorflow(models_dir: Path, tmp_path: Path) -> None:
-    """Score, explain and what-if through the CLI's code path in a fresh process: no TensorFlow or Keras."""
+    """Score, explain and what-if through the CLI's code path in a fresh process, and what the server
+    imports at start: no TensorFlow or Keras."""
     import json
     import subprocess
     import sys
 
+    import core
     from core import config
 
     code = (
         "import json, sys; from core.cli import main\n"
         "assert main(['score', '--input', sys.argv[1], '--output', sys.argv[2]]) == 0\n"
         "assert main(['explain', '--input', sys.argv[1], '--output', sys.argv[3], '--rows', '5']) == 0\n"
-        "import core.batch, core.registry, core.explain, core.storage, core.evaluation, core.plots\n"
+        "import core, core.registry, core.storage, core.evaluation; core.import_serving_code()\n"
         "roots = ('tensorflow', 'keras', 'core')\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in roots)))\n"
     )
@@ -175,6 +177,7 @@ def test_serving_never_imports_tensorflow(models_dir: Path, tmp_path: Path) -> N
     modules = json.loads(proc.stdout.strip().splitlines()[-1])
     assert [m for m in modules if not m.startswith("core")] == []
     assert "core.training" not in modules and "core.workflow" not in modules
+    assert set(core.SERVING_MODULES) <= set(modules)  # what serve.py imports at server start
 
 
 def test_explain_time_estimate_is_measured_per_row_on_the_batch(bundle) -> None:
