@@ -35,15 +35,7 @@ def a11y_server(screening_home: Path, tmp_path_factory: pytest.TempPathFactory):
     pytest.importorskip("axe_playwright_python")
     home = tmp_path_factory.mktemp("a11y") / "home"
     shutil.copytree(screening_home, home, ignore=shutil.ignore_patterns("*.db*", "backups", "auth_*"))
-    src = home / "recorded.csv"
-    generate(120, random_state=91, with_target=False).to_csv(src, index=False)
-    env = {**os.environ, "SCREENING_HOME": str(home)}
-    env.pop("SCREENING_DB_URL", None)
-    subprocess.run(
-        [sys.executable, "-m", "core", "score", "--input", str(src), "--output", str(home / "out.csv"),
-         "--record", "--user", "ana"],
-        cwd=config.PROJECT_ROOT, env=env, check=True, capture_output=True,
-    )  # fmt: skip
+    record_batch(home, "recorded.csv", random_state=91)
     port = free_port()
     proc = start_server(home, port, users=USERS)
     try:
@@ -51,6 +43,19 @@ def a11y_server(screening_home: Path, tmp_path_factory: pytest.TempPathFactory):
         yield f"http://127.0.0.1:{port}", home
     finally:
         stop_server(proc)
+
+
+def record_batch(home: Path, name: str, random_state: int) -> None:
+    """Score and record a synthetic batch of 120 applicants with the CLI, as user ana."""
+    src = home / name
+    generate(120, random_state=random_state, with_target=False).to_csv(src, index=False)
+    env = {**os.environ, "SCREENING_HOME": str(home)}
+    env.pop("SCREENING_DB_URL", None)
+    subprocess.run(
+        [sys.executable, "-m", "core", "score", "--input", str(src), "--output", str(home / "out.csv"),
+         "--record", "--user", "ana"],
+        cwd=config.PROJECT_ROOT, env=env, check=True, capture_output=True,
+    )  # fmt: skip
 
 
 def violations(page) -> list[str]:
@@ -192,6 +197,15 @@ def test_the_staff_flow_works_by_keyboard_alone(browser, a11y_server, tmp_path: 
     generate(60, random_state=93, with_target=False).to_csv(applicants, index=False)
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     page = context.new_page()
+    # Playwright asks the browser to hand it file choosers when the first listener is added, and
+    # does not wait for the browser to confirm; a chooser that opens before that is cancelled by
+    # headless Chromium. Listening from the start leaves no such race at the upload below.
+    choosers: list = []
+
+    def remember(chooser) -> None:
+        choosers.append(chooser)
+
+    page.on("filechooser", remember)
     page.goto(url)
     page.wait_for_selector("input[type=password]", timeout=TIMEOUT)
     tab_to(
@@ -207,8 +221,10 @@ def test_the_staff_flow_works_by_keyboard_alone(browser, a11y_server, tmp_path: 
     # upload: the uploader's button opens the file chooser from the keyboard
     tab_to(page, "el.tagName === 'BUTTON' && el.closest('[data-testid=stFileUploader]')")
     assert focus_visible(page)
+    assert choosers == []
     with page.expect_file_chooser(timeout=TIMEOUT) as chooser:
         page.keyboard.press("Enter")
+    assert len(choosers) == 1
     chooser.value.set_files(str(applicants))
     settle(page, "Expected accuracy")
     # the rule: the radio group moves with the arrow keys, the budget is typed
@@ -253,11 +269,15 @@ def test_the_review_queue_end_to_end(browser, a11y_server) -> None:
     from core import storage
 
     url, home = a11y_server
+    # a batch of its own (the newest, so the page selects it): nothing of it is queued yet,
+    # whatever the other tests on this server did
+    record_batch(home, "review-queue.csv", random_state=94)
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     sign_in(page, url, "sam", "staff-password")
     page.get_by_role("link", name="Review").first.click()
     settle(page, "Review queue")
+    assert "review-queue.csv" in page.get_by_role("combobox", name="Batch").input_value()
     page.get_by_role("button", name="Build the queue").click()
     settle(page, "rows added to the queue")
     page.get_by_text("Decline (do not fund)").click()
