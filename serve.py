@@ -52,6 +52,9 @@ def _preload() -> None:
 
     with contextlib.suppress(Exception):  # a page that needs a module it could not import says why
         core.import_serving_code()
+        from core.batch import freeze_long_lived
+
+        freeze_long_lived()  # the imports' objects: out of every later collection
 
 
 threading.Thread(target=_preload, name="preload", daemon=True).start()

@@ -226,6 +226,9 @@ def warm_up() -> object:
 
                 core.import_serving_code()  # done already when served by serve.py
                 get_explainer(live)
+            from core.batch import freeze_long_lived
+
+            freeze_long_lived()  # code and the live model: out of every later collection
 
     thread = threading.Thread(target=work, name="warm-up", daemon=True)
     thread.start()
