@@ -507,6 +507,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_columns(args: argparse.Namespace) -> int:
+    from core.schema import column_guide
+
+    sys.stdout.write(column_guide().to_csv(index=False))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Alphabet Soup Screening")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -645,6 +652,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default=str(config.SAMPLE_APPLICANTS))
     p.add_argument("--rows", type=int, default=300)
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("columns", help="the columns an applicant file has and the values accepted (CSV)")
+    p.set_defaults(func=cmd_columns)
     return parser
 
 

@@ -110,6 +110,34 @@ FIELD_LABELS = {
 }
 
 
+def column_guide() -> pd.DataFrame:
+    """The columns an applicant file has: whether each is needed, what it holds, the values accepted
+    (as ``validate`` checks them). Headers and listed values may differ in case ('ask amt', 't3'); a
+    value outside a list is accepted with a warning and scored as the model's 'other'."""
+    known = lambda col: ", ".join(KNOWN_VALUES[col])  # noqa: E731
+    rows = [
+        (ID_FIELD, "optional", "Row id, shown with the results; never used to score", "any text"),
+        (NAME_FIELD, "optional", "Organisation name; models that use it look up the organisation's earlier "
+         "applications and its name's words", "any text; blank: a first-time organisation"),
+        ("APPLICATION_TYPE", "required", FIELD_LABELS["APPLICATION_TYPE"],
+         known("APPLICATION_TYPE")),
+        ("AFFILIATION", "required", FIELD_LABELS["AFFILIATION"], known("AFFILIATION")),
+        ("CLASSIFICATION", "required", FIELD_LABELS["CLASSIFICATION"],
+         "C and four digits, e.g. C1000; rare ones are scored as 'other'"),
+        ("USE_CASE", "required", FIELD_LABELS["USE_CASE"], known("USE_CASE")),
+        ("ORGANIZATION", "required", FIELD_LABELS["ORGANIZATION"], known("ORGANIZATION")),
+        ("STATUS", "required", FIELD_LABELS["STATUS"], "0 or 1"),
+        ("INCOME_AMT", "required", FIELD_LABELS["INCOME_AMT"],
+         known("INCOME_AMT") + " (a spreadsheet's date for 1-9999 is repaired)"),
+        ("SPECIAL_CONSIDERATIONS", "required", FIELD_LABELS["SPECIAL_CONSIDERATIONS"], "Y or N"),
+        ("ASK_AMT", "required", FIELD_LABELS["ASK_AMT"] + " in dollars",
+         "a number of 0 or more; $ and thousands commas are accepted"),
+        (TARGET, "optional", "Outcome, when known: never used to score; gives the batch's accuracy",
+         "0 or 1"),
+    ]  # fmt: skip
+    return pd.DataFrame(rows, columns=["column", "needed", "what it holds", "values accepted"])
+
+
 MALFORMED = "_FIELD_COUNT"  # set by the reader on rows with more fields than the header
 
 

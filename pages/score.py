@@ -9,7 +9,7 @@ import streamlit as st
 from core import batch as batches
 from core import decisions, plots, prefs
 from core.errors import FileError
-from core.schema import parse_amounts
+from core.schema import column_guide, parse_amounts
 from core.scoring import PROBABILITY
 from core.text import compact_count, compact_money, safe_text
 from pages.common import (
@@ -66,6 +66,12 @@ else:
     st.session_state.pop("score", None)  # nothing uploaded: keep nothing
     st.session_state.pop("score_group_values", None)
     st.info("Upload a file or try the bundled sample of 300 synthetic applicants.")
+    st.subheader("The columns of a file")
+    st.caption(
+        "Headers and listed values may differ in case ('ask amt', 't3'). A value outside a list is "
+        "accepted with a warning and scored as the model's 'other'. Extra columns are ignored."
+    )
+    st.dataframe(column_guide(), hide_index=True, key="score_columns")
     st.stop()
 
 if len(data) > limit_mb * 1024 * 1024:

@@ -182,6 +182,16 @@ def test_sample_file_is_synthetic_and_scorable(models_dir: Path, tmp_path: Path)
     assert len(pd.read_csv(out)) == len(sample)
 
 
+def test_columns_command_prints_the_column_guide(capsys) -> None:
+    import io
+
+    from core.schema import column_guide
+
+    assert main(["columns"]) == 0
+    printed = pd.read_csv(io.StringIO(capsys.readouterr().out), dtype=str, keep_default_na=False)
+    pd.testing.assert_frame_equal(printed, column_guide())
+
+
 def test_explain_command(models_dir: Path, tmp_path: Path) -> None:
     src, out = tmp_path / "a.csv", tmp_path / "e.csv"
     sample_applicants(30).to_csv(src, index=False)

@@ -116,3 +116,34 @@ def test_counts_add_up_and_reasons_group() -> None:
     assert report.n_accepted + report.n_rejected == 50
     grouped = report.reasons()
     assert grouped["rows"].sum() == report.n_rejected
+
+
+def test_the_column_guide_lists_every_column_once_and_its_listed_values_pass_validation() -> None:
+    from core.schema import KNOWN_VALUES, OPTIONAL_FIELDS, TARGET, column_guide
+
+    guide = column_guide()
+    assert guide["column"].tolist() == [*OPTIONAL_FIELDS, *REQUIRED_FIELDS, TARGET]
+    needed = dict(zip(guide["column"], guide["needed"], strict=True))
+    assert [c for c, n in needed.items() if n == "required"] == REQUIRED_FIELDS
+    # every value the guide lists for a column is accepted without a warning
+    accepted = dict(zip(guide["column"], guide["values accepted"], strict=True))
+    for column, values in KNOWN_VALUES.items():
+        listed = accepted[column]
+        if column in ("STATUS", "SPECIAL_CONSIDERATIONS"):
+            shown = listed.split(" or ")
+        else:
+            shown = listed.split(" (")[0].split(", ")
+        assert sorted(shown) == sorted(values), column
+        rows = raw_rows(len(shown))
+        rows[column] = shown
+        report = validate(rows)
+        assert report.n_accepted == len(shown), column
+        assert report.warnings.empty, column
+    # and the documented spellings of the others
+    rows = raw_rows(3)
+    rows["CLASSIFICATION"] = ["C1000", "C2000", "c1200"]
+    rows["ASK_AMT"] = ["$5,000", "0", "1'250"]
+    report = validate(rows)
+    assert report.n_accepted == 3
+    assert report.accepted["ASK_AMT"].tolist() == [5000.0, 0.0, 1250.0]
+    assert report.accepted["CLASSIFICATION"].tolist() == ["C1000", "C2000", "C1200"]
