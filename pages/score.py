@@ -66,12 +66,13 @@ else:
     st.session_state.pop("score", None)  # nothing uploaded: keep nothing
     st.session_state.pop("score_group_values", None)
     st.info("Upload a file or try the bundled sample of 300 synthetic applicants.")
-    st.subheader("The columns of a file")
-    st.caption(
-        "Headers and listed values may differ in case ('ask amt', 't3'). A value outside a list is "
-        "accepted with a warning and scored as the model's 'other'. Extra columns are ignored."
-    )
-    st.dataframe(column_guide(), hide_index=True, key="score_columns")
+    with section("The columns of a file and the values each accepts", key="score_columns_open") as box:
+        if box.open:
+            st.caption(
+                "Headers and listed values may differ in case ('ask amt', 't3'). A value outside a list "
+                "is accepted with a warning and scored as the model's 'other'. Extra columns are ignored."
+            )
+            st.dataframe(column_guide(), hide_index=True, key="score_columns")
     st.stop()
 
 if len(data) > limit_mb * 1024 * 1024:

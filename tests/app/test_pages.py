@@ -65,6 +65,18 @@ def metric(at: AppTest, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
 
 
+def test_before_an_upload_the_score_page_offers_the_column_table(app: AppTest) -> None:
+    from core.schema import column_guide
+
+    assert app.expander[0].label == "The columns of a file and the values each accepts"
+    assert not app.dataframe  # drawn only once the section is opened
+    open_section(app, "score_columns_open")
+    assert len(app.dataframe) == 1
+    pd.testing.assert_frame_equal(app.dataframe[0].value, column_guide())
+    upload(app, "applicants.csv", sample_applicants(20, random_state=6).to_csv(index=False).encode())
+    assert "The columns of a file and the values each accepts" not in [e.label for e in app.expander]
+
+
 def test_good_file_gives_decision_first_results_and_download(app: AppTest, home) -> None:
     data = sample_applicants(80, random_state=5).to_csv(index=False).encode()
     upload(app, "applicants.csv", data)
