@@ -226,9 +226,12 @@ def warm_up() -> object:
 
                 core.import_serving_code()  # done already when served by serve.py
                 get_explainer(live)
+            import gc
+
             from core.batch import freeze_long_lived
 
-            freeze_long_lived()  # code and the live model: out of every later collection
+            if not gc.get_freeze_count():  # serve.py froze its imports at start, before any session
+                freeze_long_lived()  # code and the live model: out of every later collection
 
     thread = threading.Thread(target=work, name="warm-up", daemon=True)
     thread.start()
