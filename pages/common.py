@@ -226,12 +226,9 @@ def warm_up() -> object:
 
                 core.import_serving_code()  # done already when served by serve.py
                 get_explainer(live)
-            import gc
-
             from core.batch import freeze_long_lived
 
-            if not gc.get_freeze_count():  # serve.py froze its imports at start, before any session
-                freeze_long_lived()  # code and the live model: out of every later collection
+            freeze_long_lived()  # code and the live model: out of every later collection
 
     thread = threading.Thread(target=work, name="warm-up", daemon=True)
     thread.start()
