@@ -228,7 +228,10 @@ def warm_up() -> object:
                 get_explainer(live)
             from core.batch import freeze_long_lived
 
-            freeze_long_lived()  # code and the live model: out of every later collection
+            # code, the live model and what the first page run imported (Streamlit's elements, the
+            # pages): out of every later collection. That first run's own objects are frozen too; it
+            # holds no upload (an upload needs a second run), so what stays is small.
+            freeze_long_lived()
 
     thread = threading.Thread(target=work, name="warm-up", daemon=True)
     thread.start()
