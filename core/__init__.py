@@ -24,7 +24,7 @@ SERVING_MODULES = (
 def import_serving_code() -> None:
     """Import what scoring, explaining and the pages' sections use (pandas, pyarrow, scikit-learn's
     preprocessing, Plotly; about 4 s on a cold start), so a server can do it before its first upload.
-    Also draws one small chart: Plotly loads and validates its chart template on first use (0.4 s).
+    Also builds one small chart: Plotly loads and validates its chart template on first use (0.4 s).
     Never TensorFlow: only training imports it."""
     import importlib
 
