@@ -246,8 +246,9 @@ def freeze_long_lived() -> None:
     A full collection walks every tracked object: after the serving imports about 190,000, which
     took 0.3-0.7 s each time on the interpreter lock the page runs need (the janitor runs one every
     few seconds, and every upload ends with one). Frozen objects are still freed by reference
-    counting; only cycles among them are never collected, so call this when the process holds
-    nothing but its code and models. Objects made later (page runs, batches) are collected as before.
+    counting; only cycles among them are never collected, so call this when little but code and
+    models is alive (serve.py at start, the page warm-up after the server's first page run, which
+    holds no upload). Objects made later (page runs, batches) are collected as before.
     """
     import gc
 

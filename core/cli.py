@@ -508,9 +508,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_columns(args: argparse.Namespace) -> int:
-    from core.schema import column_guide
+    from core.schema import COLUMN_NOTES, column_guide
 
     sys.stdout.write(column_guide().to_csv(index=False))
+    print(COLUMN_NOTES, file=sys.stderr)
     return 0
 
 

@@ -110,10 +110,15 @@ FIELD_LABELS = {
 }
 
 
+COLUMN_NOTES = (
+    "Headers and listed values may differ in case ('ask amt', 't3'). A value outside a list is accepted "
+    "with a warning and scored as the model's 'other'. Extra columns are ignored."
+)
+
+
 def column_guide() -> pd.DataFrame:
     """The columns an applicant file has: whether each is needed, what it holds, the values accepted
-    (as ``validate`` checks them). Headers and listed values may differ in case ('ask amt', 't3'); a
-    value outside a list is accepted with a warning and scored as the model's 'other'."""
+    (as ``validate`` checks them); ``COLUMN_NOTES`` says what holds for all of them."""
     known = lambda col: ", ".join(KNOWN_VALUES[col])  # noqa: E731
     rows = [
         (ID_FIELD, "optional", "Row id, shown with the results; never used to score", "any text"),

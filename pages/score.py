@@ -9,7 +9,7 @@ import streamlit as st
 from core import batch as batches
 from core import decisions, plots, prefs
 from core.errors import FileError
-from core.schema import column_guide, parse_amounts
+from core.schema import COLUMN_NOTES, column_guide, parse_amounts
 from core.scoring import PROBABILITY
 from core.text import compact_count, compact_money, safe_text
 from pages.common import (
@@ -68,10 +68,7 @@ else:
     st.info("Upload a file or try the bundled sample of 300 synthetic applicants.")
     with section("The columns of a file and the values each accepts", key="score_columns_open") as box:
         if box.open:
-            st.caption(
-                "Headers and listed values may differ in case ('ask amt', 't3'). A value outside a list "
-                "is accepted with a warning and scored as the model's 'other'. Extra columns are ignored."
-            )
+            st.caption(COLUMN_NOTES)
             st.dataframe(column_guide(), hide_index=True, key="score_columns")
     st.stop()
 

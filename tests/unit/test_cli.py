@@ -185,11 +185,13 @@ def test_sample_file_is_synthetic_and_scorable(models_dir: Path, tmp_path: Path)
 def test_columns_command_prints_the_column_guide(capsys) -> None:
     import io
 
-    from core.schema import column_guide
+    from core.schema import COLUMN_NOTES, column_guide
 
     assert main(["columns"]) == 0
-    printed = pd.read_csv(io.StringIO(capsys.readouterr().out), dtype=str, keep_default_na=False)
+    captured = capsys.readouterr()
+    printed = pd.read_csv(io.StringIO(captured.out), dtype=str, keep_default_na=False)
     pd.testing.assert_frame_equal(printed, column_guide())
+    assert captured.err == COLUMN_NOTES + "\n"
 
 
 def test_explain_command(models_dir: Path, tmp_path: Path) -> None:
