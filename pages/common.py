@@ -314,6 +314,25 @@ def friendly_errors() -> Iterator[None]:
         st.error("Something went wrong while doing that. Try again; if it keeps happening, tell an analyst.")
 
 
+def forget_upload(upload: object) -> bool:
+    """Let go of the server's copy of an uploaded file (Streamlit keeps every upload's bytes for the
+    session's life otherwise). Streamlit 1.67 has no public call for this: it is the one its own
+    upload endpoint makes when someone removes the file in the browser. The widget then reads as
+    empty, so call it only once the page keeps what it needs and will draw the uploader under a new
+    key. True when the copy was found and dropped."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    manager = getattr(ctx, "uploaded_file_mgr", None)
+    file_id = getattr(upload, "file_id", None)
+    if manager is None or file_id is None or not hasattr(manager, "remove_file"):
+        return False
+    if not manager.get_files(ctx.session_id, [file_id]):
+        return False
+    manager.remove_file(ctx.session_id, file_id)
+    return True
+
+
 def download_name(prefix: str, source_name: str, suffix: str = "csv") -> str:
     """``scored_<name>.csv``: the upload's stem (one extension), safe characters only."""
     stem = Path(str(source_name)).name

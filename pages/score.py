@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -18,6 +20,7 @@ from pages.common import (
     data_check_panel,
     download_name,
     estimate_panel,
+    forget_upload,
     friendly_errors,
     get_bundle,
     get_explainer,
@@ -45,6 +48,30 @@ def _recent_eins(exclude: str) -> set[str]:
         return set()
 
 
+def _clear(keep_failure: bool = False) -> None:
+    """Forget the scored file and its results (the Clear button, or nothing to show)."""
+    for name in ("score", "score_file", "score_group_values") + (() if keep_failure else ("score_failed",)):
+        st.session_state.pop(name, None)
+
+
+def _let_go(upload: object, gen: int) -> None:
+    """Drop the server's copy of an upload; the next run draws an empty uploader under a new key."""
+    forget_upload(upload)
+    st.session_state["score_upload_gen"] = gen + 1
+
+
+def _fail(message: str, upload: object, gen: int) -> NoReturn:
+    """A file that cannot be scored: the message (escaped text) stays above an empty uploader until
+    the next file; earlier results are dropped, as a new file replaces them."""
+    _clear()
+    if upload is None:
+        st.error(message)
+        st.stop()
+    st.session_state["score_failed"] = message
+    _let_go(upload, gen)
+    st.rerun()
+
+
 user, version = model_page("Score applicants", "score")
 limit_mb = st.get_option("server.maxUploadSize")
 st.markdown(
@@ -52,45 +79,64 @@ st.markdown(
     "CLASSIFICATION, USE_CASE, ORGANIZATION, STATUS, INCOME_AMT, SPECIAL_CONSIDERATIONS, ASK_AMT; "
     "EIN and NAME are optional. Every row is checked before scoring."
 )
+gen = int(st.session_state.get("score_upload_gen", 0))
 left, right = st.columns([3, 1])
-upload = left.file_uploader("Applicants CSV", key="score_upload")
-if right.button("Try the sample applicants", key="score_sample"):
-    st.session_state["score_sample_on"] = True
+upload = left.file_uploader(
+    "Applicants CSV",
+    key=f"score_upload_{gen}" if gen else "score_upload",  # a new key once a file is scored: see below
+    help="A new file replaces the results below.",
+)
+sample = right.button("Try the sample applicants", key="score_sample")
+held: batches.HeldFile | None = st.session_state.get("score_file")
+if held is not None and upload is None:
+    right.button("Clear results", key="score_clear", on_click=_clear)
+    left.caption(
+        f"Results below: {safe_text(held.name)} ({held.size / 2**20:,.1f} MB). A new file replaces them."
+    )
+if st.session_state.get("score_failed"):
+    st.error(st.session_state["score_failed"])  # made of escaped text when it was stored
+
+data: bytes | None = None
 if upload is not None:
     source_name, data = upload.name, upload.getvalue()
-elif st.session_state.get("score_sample_on"):
+elif sample:
     from core import config
 
     source_name, data = config.SAMPLE_APPLICANTS.name, config.SAMPLE_APPLICANTS.read_bytes()
+elif held is not None:
+    source_name = held.name  # the file scored earlier, kept compressed: no new file this run
 else:
-    st.session_state.pop("score", None)  # nothing uploaded: keep nothing
-    st.session_state.pop("score_group_values", None)
+    _clear(keep_failure=True)  # nothing uploaded: keep nothing
     st.info("Upload a file or try the bundled sample of 300 synthetic applicants.")
     with section("The columns of a file and the values each accepts", key="score_columns_open") as box:
         if box.open:
             st.caption(COLUMN_NOTES)
             st.dataframe(column_guide(), hide_index=True, key="score_columns")
     st.stop()
-
-if len(data) > limit_mb * 1024 * 1024:
-    st.error(
-        f"{safe_text(source_name)} is {len(data) / 2**20:,.0f} MB, over the {limit_mb} MB upload limit. "
-        "Split it, or use python -m core score, which streams files of any size."
-    )
-    st.stop()
+if data is not None:
+    st.session_state.pop("score_failed", None)  # a new file: an earlier file's failure is history
+    if len(data) > limit_mb * 1024 * 1024:
+        _fail(
+            f"{safe_text(source_name)} is {len(data) / 2**20:,.0f} MB, over the {limit_mb} MB upload limit. "
+            "Split it, or use python -m core score, which streams files of any size.",
+            upload,
+            gen,
+        )
 
 scored: batches.ScoredBatch | None = None
 with friendly_errors():
     import hashlib
 
     bundle = get_bundle(version)
-    key = (hashlib.sha256(data).hexdigest(), bundle.version)
+    key = (hashlib.sha256(data).hexdigest() if data is not None else held.sha256, bundle.version)
     cached = st.session_state.get("score")
     if cached and cached[0] == key:
         scored, seen_before = cached[1], cached[2]
     else:
         st.session_state.pop("score", None)  # release the previous file's results first
         st.session_state.pop("score_group_values", None)
+        if data is None:  # the held file, with another model version
+            data = held.data()
         bar = st.progress(0.0, text="Scoring…")
         approx_rows = max(1, data.count(b"\n"))
         try:
@@ -102,8 +148,7 @@ with friendly_errors():
             )
         except FileError as err:
             bar.empty()
-            st.error(f"{safe_text(source_name)}: {safe_text(str(err))}")
-            st.stop()
+            _fail(f"{safe_text(source_name)}: {safe_text(str(err))}", upload, gen)
         bar.empty()
         if scored.n:
             with st.spinner("Explaining scores…"):
@@ -111,6 +156,11 @@ with friendly_errors():
         # EINs of batches recorded in the last year: read once per upload, not on every rerun
         seen_before = batches.seen_before(scored, _recent_eins(scored.file_sha256))
         st.session_state["score"] = (key, scored, seen_before)
+        if held is None or held.sha256 != key[0]:
+            st.session_state["score_file"] = batches.HeldFile.of(source_name, data)
+        if upload is not None:  # the session keeps the results and the packed file, not the upload
+            _let_go(upload, gen)
+            st.rerun()
 del data
 if scored is None:
     st.stop()

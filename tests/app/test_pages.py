@@ -46,7 +46,9 @@ def test_sidebar_shows_the_live_model_and_demo_banner(app: AppTest, home) -> Non
 
 
 def upload(at: AppTest, name: str, data: bytes) -> AppTest:
-    at.file_uploader(key="score_upload").set_value((name, data, "text/csv"))
+    """Upload through the Score page's uploader (its key changes once a file is scored)."""
+    (uploader,) = at.file_uploader
+    uploader.set_value((name, data, "text/csv"))
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
@@ -98,6 +100,71 @@ def test_good_file_gives_decision_first_results_and_download(app: AppTest, home)
     ].is_monotonic_decreasing
 
 
+def test_a_scored_upload_is_let_go_and_its_results_stay_until_cleared(app: AppTest) -> None:
+    import hashlib
+
+    from core.batch import HeldFile
+
+    data = sample_applicants(80, random_state=5).to_csv(index=False).encode()
+    upload(app, "applicants.csv", data)
+    (uploader,) = app.file_uploader
+    assert (uploader.key, uploader.value) == ("score_upload_1", None)  # a fresh, empty uploader
+    held = app.session_state["score_file"]
+    assert isinstance(held, HeldFile)
+    assert (held.name, held.sha256, held.size, held.data()) == (
+        "applicants.csv", hashlib.sha256(data).hexdigest(), len(data), data
+    )  # fmt: skip
+    assert len(held.packed) < len(data) // 2
+    assert "Results below: applicants.csv (0.0 MB). A new file replaces them." in texts(app)
+    assert metric(app, "Accepted") == "80"
+    app.radio(key="score_order").set_value("Most likely first").run()  # a rerun without the upload
+    assert len(table_with(app, "success_probability", "recommended")) == 80
+    upload(app, "other.csv", sample_applicants(12, random_state=8).to_csv(index=False).encode())
+    assert metric(app, "Accepted") == "12"
+    assert app.session_state["score_file"].name == "other.csv"
+    assert app.file_uploader[0].key == "score_upload_2"
+    app.button(key="score_clear").click().run()
+    assert "Upload a file or try the bundled sample" in texts(app)
+    assert not app.metric and not app.dataframe
+    assert "score_file" not in app.session_state and "score" not in app.session_state
+
+
+def test_the_held_file_is_scored_again_when_another_version_is_chosen(app: AppTest, home) -> None:
+    models = home / "models"
+    live = registry.live_version(models)
+    other = registry.resolve_version(models, variant="baseline")
+    upload(app, "a.csv", sample_applicants(20, random_state=3).to_csv(index=False).encode())
+    first = table_with(app, "success_probability", "recommended")
+    assert set(first["model_version"]) == {live}
+    app.sidebar.selectbox(key="sidebar_version").set_value(other).run()
+    again = table_with(app, "success_probability", "recommended")
+    assert set(again["model_version"]) == {other}
+    assert again["source_line"].tolist() == first["source_line"].tolist() == list(range(2, 22))
+    assert not np.allclose(again["success_probability"], first["success_probability"])
+
+
+def test_the_server_copy_of_an_upload_is_dropped() -> None:
+    def script() -> None:
+        import streamlit as st
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        from pages.common import forget_upload
+
+        up = st.file_uploader("File", key="f")
+        if up is not None:
+            ctx = get_script_run_ctx()
+            before = len(ctx.uploaded_file_mgr.get_files(ctx.session_id, [up.file_id]))
+            dropped = forget_upload(up)
+            after = len(ctx.uploaded_file_mgr.get_files(ctx.session_id, [up.file_id]))
+            st.text(f"{before} {dropped} {after} {forget_upload(up)}")
+
+    at = AppTest.from_function(script)
+    at.run()
+    at.file_uploader(key="f").set_value(("x.csv", b"a,b\n1,2\n", "text/csv")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.text[0].value == "1 True 0 False"
+
+
 def test_bad_file_gives_report_not_traceback(app: AppTest) -> None:
     raw = sample_applicants(30, random_state=6).astype(str)
     raw.loc[[2, 7], "STATUS"] = "maybe"
@@ -116,6 +183,12 @@ def test_not_a_csv_is_one_message(app: AppTest) -> None:
     ]
     with pytest.raises(KeyError):
         table_with(app, "success_probability")
+    (uploader,) = app.file_uploader  # the failed file was let go as well
+    assert (uploader.key, uploader.value) == ("score_upload_1", None)
+    open_section(app, "score_columns_open")  # the message stays while the columns are looked up
+    assert len(app.error) == 1 and "score_file" not in app.session_state
+    upload(app, "good.csv", sample_applicants(10, random_state=2).to_csv(index=False).encode())
+    assert not app.error and metric(app, "Accepted") == "10"
 
 
 def test_missing_column_is_named(app: AppTest) -> None:
