@@ -81,11 +81,8 @@ st.markdown(
 )
 gen = int(st.session_state.get("score_upload_gen", 0))
 left, right = st.columns([3, 1])
-upload = left.file_uploader(
-    "Applicants CSV",
-    key=f"score_upload_{gen}" if gen else "score_upload",  # a new key once a file is scored: see below
-    help="A new file replaces the results below.",
-)
+# a new key once a file is scored (see _let_go); no help icon: the keyboard reaches the button first
+upload = left.file_uploader("Applicants CSV", key=f"score_upload_{gen}" if gen else "score_upload")
 sample = right.button("Try the sample applicants", key="score_sample")
 held: batches.HeldFile | None = st.session_state.get("score_file")
 if held is not None and upload is None:

@@ -219,7 +219,7 @@ def test_the_staff_flow_works_by_keyboard_alone(browser, a11y_server, tmp_path: 
     page.keyboard.press("Enter")
     settle(page, "Score applicants")
     # upload: the uploader's button opens the file chooser from the keyboard
-    tab_to(page, "el.tagName === 'BUTTON' && el.closest('[data-testid=stFileUploader]')")
+    tab_to(page, "el.tagName === 'BUTTON' && el.closest('[data-testid=stFileUploaderDropzone]')")
     assert focus_visible(page)
     assert choosers == []
     with page.expect_file_chooser(timeout=TIMEOUT) as chooser:

@@ -242,3 +242,15 @@ def test_frozen_objects_are_left_out_of_collections_and_later_cycles_are_still_f
         assert gc.get_freeze_count() == frozen
     finally:
         gc.unfreeze()
+
+
+def test_a_held_file_is_packed_and_gives_back_the_same_bytes(bundle) -> None:
+    import hashlib
+
+    data = upload(sample_applicants(400, random_state=12))
+    held = batch.HeldFile.of("held.csv", data)
+    assert (held.name, held.size, held.sha256) == ("held.csv", len(data), hashlib.sha256(data).hexdigest())
+    assert held.data() == data
+    assert len(held.packed) < len(data) // 3
+    again = batch.score_upload(bundle, held.data(), held.name).probabilities
+    np.testing.assert_array_equal(again, batch.score_upload(bundle, data, "x.csv").probabilities)
