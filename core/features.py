@@ -11,6 +11,7 @@ out-of-fold in ``fit_transform`` so no training row ever sees its own label.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from itertools import pairwise
@@ -396,3 +397,90 @@ def make_preprocessor(scale: str = "all", **encoder_params: object) -> Pipeline:
 def feature_fields(pipeline: Pipeline) -> list[str]:
     """The source field of every output column of a fitted preprocessor."""
     return list(pipeline.named_steps["encode"].feature_fields_)
+
+
+# -- the fitted preprocessing as JSON (bundles carry no pickle) -----------------------------
+PREPROCESSOR_FORMAT = "screening-preprocessor/1"
+_ENCODER_STATE = ("categories_", "has_other_", "seen_values_", "feature_names_", "feature_fields_")
+
+
+def preprocessor_to_json(pipeline: Pipeline) -> str:
+    """A fitted ``make_preprocessor`` pipeline as plain JSON: the encoder's settings and what it
+    learned (categories, vocabulary, name statistics) and the scaler's arrays. Read back with
+    ``preprocessor_from_json``; loading it runs no code from the file, unlike a pickle."""
+    enc, scaler = pipeline.named_steps["encode"], pipeline.named_steps["scale"]
+    params = enc.get_params()
+    params["name_families"] = list(params["name_families"])
+    state: dict[str, object] = {k: getattr(enc, k) for k in _ENCODER_STATE}
+    state["ask_range_"] = [float(v) for v in enc.ask_range_]
+    if hasattr(enc, "vocabulary_"):
+        state["vocabulary_"] = {str(t): int(i) for t, i in enc.vocabulary_.items()}
+    if hasattr(enc, "name_stats_"):
+        state["prior_"] = float(enc.prior_)
+        state["name_stats_"] = {
+            fam: {
+                "names": list(table),
+                "successes": [float(s) for s, _ in table.values()],
+                "counts": [int(c) for _, c in table.values()],
+            }
+            for fam, table in enc.name_stats_.items()
+        }
+
+    def floats(values: object) -> list[float] | None:
+        return None if values is None else [float(v) for v in np.asarray(values).ravel()]
+
+    seen = scaler.n_samples_seen_
+    scale = {
+        "kind": "binary_aware" if isinstance(scaler, BinaryAwareScaler) else "standard",
+        "with_mean": bool(scaler.with_mean),
+        "with_std": bool(scaler.with_std),
+        "copy": bool(scaler.copy),
+        "n_features_in_": int(scaler.n_features_in_),
+        "n_samples_seen_": int(seen) if np.ndim(seen) == 0 else [int(v) for v in np.ravel(seen)],
+        "mean_": floats(scaler.mean_),
+        "var_": floats(scaler.var_),
+        "scale_": floats(scaler.scale_),
+    }
+    if isinstance(scaler, BinaryAwareScaler):
+        scale["binary_"] = [bool(v) for v in scaler.binary_]
+    doc = {"format": PREPROCESSOR_FORMAT, "encoder": {"params": params, "state": state}, "scaler": scale}
+    return json.dumps(doc, separators=(",", ":"))
+
+
+def preprocessor_from_json(text: str | bytes) -> Pipeline:
+    """The pipeline ``preprocessor_to_json`` wrote (ValueError on anything else)."""
+    doc = json.loads(text)
+    if not isinstance(doc, dict) or doc.get("format") != PREPROCESSOR_FORMAT:
+        raise ValueError("not a preprocessor written by this program")
+    params = dict(doc["encoder"]["params"])
+    params["name_families"] = tuple(params["name_families"])
+    enc = FieldEncoder(**params)
+    state = doc["encoder"]["state"]
+    for k in _ENCODER_STATE:
+        setattr(enc, k, state[k])
+    enc.ask_range_ = tuple(state["ask_range_"])
+    if "vocabulary_" in state:
+        enc.vocabulary_ = dict(state["vocabulary_"])
+    if "name_stats_" in state:
+        enc.prior_ = float(state["prior_"])
+        enc.name_stats_ = {
+            fam: {n: (s, c) for n, s, c in zip(t["names"], t["successes"], t["counts"], strict=True)}
+            for fam, t in state["name_stats_"].items()
+        }
+    s = doc["scaler"]
+    scaler = BinaryAwareScaler() if s["kind"] == "binary_aware" else StandardScaler()
+    scaler.set_params(with_mean=s["with_mean"], with_std=s["with_std"], copy=s["copy"])
+    width = int(s["n_features_in_"])
+    for k in ("mean_", "var_", "scale_"):
+        values = None if s[k] is None else np.asarray(s[k], dtype=np.float64)
+        if values is not None and values.shape != (width,):
+            raise ValueError(f"scaler {k} has {values.size} values for {width} columns")
+        setattr(scaler, k, values)
+    scaler.n_features_in_ = width
+    seen = s["n_samples_seen_"]
+    scaler.n_samples_seen_ = np.int64(seen) if isinstance(seen, int) else np.asarray(seen, dtype=np.int64)
+    if s["kind"] == "binary_aware":
+        scaler.binary_ = np.asarray(s["binary_"], dtype=bool)
+    if len(enc.feature_names_) != width:
+        raise ValueError("the encoder's columns and the scaler's do not match")
+    return Pipeline([("encode", enc), ("scale", scaler)])

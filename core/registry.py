@@ -7,7 +7,8 @@ Layout::
         manifest.json      sha256 of every other file + HMAC over them (the signature)
         meta.json          the model card (core.card.ModelCard)
         network.npz        the network as NumPy arrays (what serving reads; no pickle)
-        preprocessor.joblib  the fitted preprocessing (unpickled only after verification)
+        preprocessor.json  the fitted preprocessing as plain JSON (no pickle); versions saved before
+                           2026-11-28 have preprocessor.joblib, unpickled only after verification
         model.keras        the same network for Keras users (never read when serving)
         history.json, test_predictions.parquet, background.parquet, training_names.parquet
 
@@ -56,7 +57,8 @@ LOCK = ".lock"
 BUNDLE_FILES = (
     META,
     NETWORK_FILE,
-    "preprocessor.joblib",
+    "preprocessor.json",
+    "preprocessor.joblib",  # versions saved before 2026-11-28 (a pickle, read only once verified)
     "model.keras",
     "history.json",
     "test_predictions.parquet",
@@ -64,7 +66,8 @@ BUNDLE_FILES = (
     "training_names.parquet",
     "reference.json",  # the monitoring reference profile (core.monitoring), versions from 2026-11-27 on
 )
-REQUIRED_FILES = (META, NETWORK_FILE, "preprocessor.joblib", "history.json")
+REQUIRED_FILES = (META, NETWORK_FILE, "history.json")
+PREPROCESSOR_FILES = ("preprocessor.json", "preprocessor.joblib")  # a bundle needs one of them
 STALE_TMP_S = 3600.0
 SCORE_BATCH = 100_000
 
@@ -255,7 +258,7 @@ def save_bundle(
     reference: object | None = None,
 ) -> ModelCard:
     """Write a new immutable version of ``variant``; returns its card (with the version id)."""
-    import joblib
+    from core.features import preprocessor_to_json
 
     models_dir = Path(models_dir)
     key = signing_key(create=True)
@@ -269,7 +272,7 @@ def save_bundle(
             (tmp / NETWORK_FILE).write_bytes(network.to_bytes())
             if model is not None:
                 model.save(tmp / "model.keras")
-            joblib.dump(pipeline, tmp / "preprocessor.joblib")
+            (tmp / "preprocessor.json").write_text(preprocessor_to_json(pipeline))
             (tmp / "history.json").write_text(json.dumps(history))
             test_predictions.to_parquet(tmp / "test_predictions.parquet", index=False)
             background.to_parquet(tmp / "background.parquet", index=False)
@@ -329,6 +332,8 @@ def _verify(path: Path, key: bytes, *, every_file: bool) -> dict:
     if version != path.name:
         raise BundleError(f"Model version {label} claims to be {version}; it will not be loaded.")
     missing = [name for name in REQUIRED_FILES if name not in files]
+    if not any(name in files for name in PREPROCESSOR_FILES):
+        missing.append(" or ".join(PREPROCESSOR_FILES))
     if missing:
         raise BundleError(f"Model version {label} lacks {', '.join(missing)}; it will not be loaded.")
     if not version.endswith(content_hash(files)[:12]):
@@ -417,8 +422,6 @@ def version_path(models_dir: Path, version: str) -> Path:
 
 def load_bundle(models_dir: Path | None, version: str) -> Bundle:
     """Verify a version as a whole, then load it; raise BundleError saying what is wrong."""
-    import joblib
-
     models_dir = Path(models_dir or config.models_dir())
     migrate(models_dir)
     path = version_path(models_dir, version)
@@ -428,18 +431,31 @@ def load_bundle(models_dir: Path | None, version: str) -> Bundle:
     signed = Bundle(None, path, {}, None, None, dict(manifest["files"]))  # type: ignore[arg-type]
     meta = signed.read_signed(META)
     network_bytes = signed.read_signed(NETWORK_FILE)
-    pipeline_bytes = signed.read_signed("preprocessor.joblib")
+    as_json = "preprocessor.json" in signed.digests
+    pipeline_bytes = signed.read_signed("preprocessor.json" if as_json else "preprocessor.joblib")
     history_bytes = signed.read_signed("history.json")
     try:
-        import io
-
         card = ModelCard.from_json(meta.decode("utf-8"))
         network = Network.from_bytes(network_bytes)
-        pipeline = joblib.load(io.BytesIO(pipeline_bytes))  # signed by this installation, checked above
+        pipeline = _read_preprocessor(pipeline_bytes, as_json)
         history = json.loads(history_bytes)
     except Exception as err:  # any decoding failure of a signed file: report, never serve
         raise BundleError(f"Model version {path.name} could not be read ({type(err).__name__}).") from None
     return Bundle(card, path, history, pipeline, network, signed.digests)
+
+
+def _read_preprocessor(blob: bytes, as_json: bool) -> object:
+    """The fitted preprocessing from its verified bytes: JSON, or the pickle of an older version
+    (signed by this installation and checked before this is called)."""
+    if as_json:
+        from core.features import preprocessor_from_json
+
+        return preprocessor_from_json(blob)
+    import io
+
+    import joblib
+
+    return joblib.load(io.BytesIO(blob))
 
 
 # -- the live version ------------------------------------------------------------------------

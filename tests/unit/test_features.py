@@ -192,3 +192,41 @@ def test_family_keys_match_their_word_by_word_definition(raw: list[str]) -> None
 def test_unknown_family_is_refused(clean_df: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="Unknown name families"):
         FieldEncoder(name_target=True, name_families=("first word", "zodiac")).fit(clean_df, clean_df[TARGET])
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_the_fitted_preprocessing_round_trips_through_json_exactly(
+    clean_df: pd.DataFrame, variant: str
+) -> None:
+    import json
+
+    from core.features import preprocessor_from_json, preprocessor_to_json
+
+    spec = VARIANTS[variant]
+    X, y = clean_df.drop(columns=[TARGET]), clean_df[TARGET]
+    pipe = make_preprocessor(spec.scale, **spec.encoder)
+    pipe.fit(X.iloc[:400], y.iloc[:400])
+    text = preprocessor_to_json(pipe)
+    doc = json.loads(text)  # plain JSON: no code, no pickle
+    assert doc["format"] == "screening-preprocessor/1"
+    back = preprocessor_from_json(text)
+    np.testing.assert_array_equal(back.transform(X.iloc[400:]), pipe.transform(X.iloc[400:]))
+    enc, again = pipe.named_steps["encode"], back.named_steps["encode"]
+    assert again.get_params() == enc.get_params()
+    assert again.feature_names_ == enc.feature_names_ and again.ask_range_ == enc.ask_range_
+    assert type(back.named_steps["scale"]) is type(pipe.named_steps["scale"])
+    assert preprocessor_to_json(back) == text
+
+
+def test_a_preprocessor_json_that_does_not_fit_is_refused(clean_df: pd.DataFrame) -> None:
+    import json
+
+    from core.features import preprocessor_from_json, preprocessor_to_json
+
+    pipe = make_preprocessor().fit(clean_df.drop(columns=[TARGET]), clean_df[TARGET])
+    doc = json.loads(preprocessor_to_json(pipe))
+    with pytest.raises(ValueError, match="not a preprocessor written by this program"):
+        preprocessor_from_json(json.dumps({**doc, "format": "other"}))
+    doc["scaler"]["mean_"] = doc["scaler"]["mean_"][:-1]
+    with pytest.raises(ValueError, match="scaler mean_ has"):
+        preprocessor_from_json(json.dumps(doc))

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -38,7 +39,7 @@ def test_every_variant_has_a_complete_signed_version(models_dir: Path) -> None:
     for version, card in cards.items():
         folder = models_dir / card.variant / version
         files = {p.name for p in folder.iterdir()}
-        assert set(registry.BUNDLE_FILES) | {registry.MANIFEST} == files
+        assert (set(registry.BUNDLE_FILES) - {"preprocessor.joblib"}) | {registry.MANIFEST} == files
         assert version.startswith(f"{card.variant}-") and version.endswith(card.content_hash[:12])
         assert card.training_data.rows > 0 and len(card.training_data.sha256) == 64
         assert card.synthetic is True and card.schema_version == 2
@@ -295,8 +296,9 @@ def _to_old_layout(models: Path, variant: str) -> str:
     src = models / variant / version
     card = json.loads((src / "meta.json").read_text())
     old_id = f"{variant}-20250101000000-abc123"
-    for name in ("model.keras", "preprocessor.joblib", "history.json", "test_predictions.parquet",
-                 "background.parquet", "training_names.parquet"):  # fmt: skip
+    joblib.dump(load_bundle(models, version).pipeline, models / variant / "preprocessor.joblib")
+    for name in ("model.keras", "history.json", "test_predictions.parquet", "background.parquet",
+                 "training_names.parquet"):  # fmt: skip
         shutil.copy(src / name, models / variant / name)
     files = {n: registry.file_sha256(models / variant / n) for n in ("model.keras", "preprocessor.joblib")}
     blob = (models / variant / "preprocessor.joblib").read_bytes()
@@ -322,6 +324,32 @@ def test_old_layout_is_migrated_without_retraining(models_copy: Path, clean_df: 
     np.testing.assert_array_equal(load_bundle(models_copy, tuned.version).predict_proba(rows), expected)
     assert load_bundle(models_copy, tuned.migrated_from).version == tuned.version  # old ids still resolve
     assert live_version(models_copy) in cards
+
+
+def test_a_version_saved_with_a_pickled_preprocessor_still_loads(models_copy: Path, clean_df) -> None:
+    """Versions saved before the preprocessing became JSON carry preprocessor.joblib (signed): they
+    load as before, unpickled only after the whole bundle is verified."""
+    from core.card import ModelCard
+
+    rows = clean_df.drop(columns=["IS_SUCCESSFUL"]).iloc[:100]
+    version = version_of(models_copy, "tuned")
+    src = models_copy / "tuned" / version
+    current = load_bundle(models_copy, version)
+    assert (src / "preprocessor.json").read_bytes().startswith(b'{"format":"screening-preprocessor/1"')
+    tmp = models_copy / "tuned" / "rewrite"
+    shutil.copytree(src, tmp)
+    (tmp / "preprocessor.json").unlink()
+    (tmp / registry.MANIFEST).unlink()
+    joblib.dump(current.pipeline, tmp / "preprocessor.joblib")
+    files = {p.name: registry.file_sha256(p) for p in tmp.iterdir() if p.name != registry.META}
+    digest = registry.content_hash(files)
+    old = f"tuned-20261101000000-{digest[:12]}"
+    card = ModelCard.from_dict({**current.card.to_dict(), "version": old, "content_hash": digest})
+    registry._write_signed(tmp, card, files, registry.signing_key())
+    tmp.rename(models_copy / "tuned" / old)
+    loaded = load_bundle(models_copy, old)
+    assert "preprocessor.joblib" in loaded.digests and "preprocessor.json" not in loaded.digests
+    np.testing.assert_array_equal(loaded.predict_proba(rows), current.predict_proba(rows))
 
 
 def test_old_bundle_with_a_bad_signature_is_not_migrated(models_copy: Path) -> None:
