@@ -143,10 +143,11 @@ class HeldFile:
     packed: bytes
 
     @classmethod
-    def of(cls, name: str, data: bytes) -> HeldFile:
+    def of(cls, name: str, data: bytes, sha256: str | None = None) -> HeldFile:
+        """``sha256``: the data's hash when the caller has it already (a scored batch carries it)."""
         import zlib
 
-        return cls(name, hashlib.sha256(data).hexdigest(), len(data), zlib.compress(data, 1))
+        return cls(name, sha256 or hashlib.sha256(data).hexdigest(), len(data), zlib.compress(data, 1))
 
     def data(self) -> bytes:
         import zlib

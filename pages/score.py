@@ -154,7 +154,7 @@ with friendly_errors():
         seen_before = batches.seen_before(scored, _recent_eins(scored.file_sha256))
         st.session_state["score"] = (key, scored, seen_before)
         if held is None or held.sha256 != key[0]:
-            st.session_state["score_file"] = batches.HeldFile.of(source_name, data)
+            st.session_state["score_file"] = batches.HeldFile.of(source_name, data, scored.file_sha256)
         if upload is not None:  # the session keeps the results and the packed file, not the upload
             _let_go(upload, gen)
             st.rerun()
