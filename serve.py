@@ -44,10 +44,10 @@ with contextlib.suppress(ImportError, AttributeError):
 
 def _preload() -> None:
     """Import the serving code at server start, in the background: pandas and pyarrow, the batch
-    workflow, the preprocessing (scikit-learn and SciPy take about 2 s to import), explanations,
-    groups and charts. Without it the first upload waited for those imports (bench/app.py: first
-    upload 7 s, with it 4.5-5 s). A visitor who arrives in the very first seconds sees the first page
-    up to 2 s later, as both compete for the one interpreter lock; one who arrives later gains both."""
+    workflow, the preprocessing, explanations, groups and charts (about 1.5 s; no scikit-learn or
+    TensorFlow). Without it the first upload waited for those imports. A visitor who arrives in the
+    very first seconds sees the first page a little later, as both compete for the one interpreter
+    lock; one who arrives later gains both."""
     import core
 
     with contextlib.suppress(Exception):  # a page that needs a module it could not import says why

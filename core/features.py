@@ -1,19 +1,22 @@
 """Preprocessing: validated applicant rows -> the numeric matrix a network takes.
 
-One :class:`FieldEncoder` per model, followed by a ``StandardScaler``, in an sklearn
-``Pipeline`` fitted on training rows only and saved inside the model bundle. Every output
-column belongs to exactly one source field (``feature_fields_``): the attribution engine
-relies on that to explain at the level of the application form.
+One field encoder per model, followed by a standard scaler, fitted on training rows only and
+saved inside the model bundle as JSON. Every output column belongs to exactly one source field
+(``feature_fields_``): the attribution engine relies on that to explain at the level of the
+application form.
 
-Target statistics of NAME (how often a repeat organisation succeeded) are computed
-out-of-fold in ``fit_transform`` so no training row ever sees its own label.
+This module is what serving needs: :class:`Encoding` (how a fitted encoder turns rows into
+columns), :class:`Scaling` and :class:`Preprocessing`, read from a bundle's JSON, in plain NumPy,
+pandas and Arrow. Fitting them is training's job: ``core.fitting`` holds the scikit-learn
+estimators (``FieldEncoder``, ``BinaryAwareScaler``, ``make_preprocessor``), which share this
+module's transform code. So a server never imports scikit-learn (about 2 s of start-up, and
+scipy.stats with it) unless someone trains or compares models.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections import Counter
 from itertools import pairwise
 
 import numpy as np
@@ -21,12 +24,22 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.model_selection import KFold
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
-from core.schema import CATEGORICAL_FIELDS, NAME_FIELD, TARGET
+from core.schema import CATEGORICAL_FIELDS, NAME_FIELD
+
+# The estimators moved to core.fitting; versions saved with a pickled preprocessor name them here.
+_FITTING = ("FieldEncoder", "BinaryAwareScaler", "make_preprocessor")
+
+
+def __getattr__(name: str) -> object:
+    """``core.features.FieldEncoder`` etc. still resolve (imported from core.fitting on first use):
+    older bundles' pickled preprocessors refer to them by this module's name."""
+    if name in _FITTING:
+        from core import fitting
+
+        return getattr(fitting, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 OTHER = "(other)"
 _TOKEN = re.compile(r"[A-Z0-9]+")
@@ -139,10 +152,25 @@ def seen_mask(rows: pd.DataFrame, known: set[str]) -> np.ndarray:
     return pd.Series(frame_names(rows)).isin(known).to_numpy()
 
 
-class FieldEncoder(BaseEstimator, TransformerMixin):
-    """Encode each source field separately into numeric columns.
+ENCODER_PARAMS = (
+    "rare_thresholds",
+    "min_frequency",
+    "status_numeric",
+    "ask_transform",
+    "name_words",
+    "name_min_df",
+    "name_target",
+    "name_families",
+    "n_folds",
+    "smoothing",
+    "random_state",
+)
 
-    Parameters follow sklearn's rules; learned state ends in ``_``.
+
+class Encoding:
+    """How a fitted field encoder turns validated rows into numeric columns, each source field
+    separately (the learned state ends in ``_``). Serving reads it from a bundle's JSON;
+    ``core.fitting.FieldEncoder`` is the scikit-learn estimator that learns it and shares this code.
 
     rare_thresholds: per field, categories with fewer training rows go to an "Other" column
         (the original analysis: APPLICATION_TYPE < 500, CLASSIFICATION < 1000).
@@ -180,15 +208,10 @@ class FieldEncoder(BaseEstimator, TransformerMixin):
         self.smoothing = smoothing
         self.random_state = random_state
 
-    def __setstate__(self, state: dict) -> None:
-        """Read encoders pickled before family keys existed (one flat table of names)."""
-        state.setdefault("name_families", ())
-        stats = state.get("name_stats_")
-        if isinstance(stats, dict) and "identity" not in stats:
-            state["name_stats_"] = {"identity": stats}
-        self.__dict__.update(state)
+    def get_params(self, deep: bool = True) -> dict[str, object]:
+        """The settings, as scikit-learn's ``get_params`` gives them."""
+        return {p: getattr(self, p) for p in ENCODER_PARAMS}
 
-    # -- fitting -------------------------------------------------------------------------
     @property
     def uses_name(self) -> bool:
         return bool(self.name_words) or self.name_target
@@ -201,47 +224,6 @@ class FieldEncoder(BaseEstimator, TransformerMixin):
         if not self.status_numeric:
             fields.append("STATUS")
         return fields
-
-    def fit(self, X: pd.DataFrame, y: pd.Series | np.ndarray | None = None) -> FieldEncoder:
-        """Learn categories, vocabulary and name statistics from training rows only."""
-        self._fit(X, y)
-        return self
-
-    def _fit(self, X: pd.DataFrame, y: pd.Series | np.ndarray | None) -> dict[str, np.ndarray] | None:
-        """``fit``; returns each row's family keys (for fit_transform's out-of-fold pass)."""
-        if TARGET in X.columns or "EIN" in X.columns:
-            X = X.drop(columns=[c for c in (TARGET, "EIN") if c in X.columns])
-        thresholds = self.rare_thresholds or {}
-        self.categories_: dict[str, list[str]] = {}
-        self.has_other_: dict[str, bool] = {}
-        self.seen_values_: dict[str, list[str]] = {}
-        for col in self._cat_fields():
-            counts = X[col].astype(str).value_counts()
-            cut = thresholds.get(col, self.min_frequency)
-            kept = sorted(counts[counts >= cut].index.tolist())
-            self.categories_[col] = kept
-            self.has_other_[col] = bool((counts < cut).any())
-            self.seen_values_[col] = sorted(counts.index.tolist())
-        ask = X["ASK_AMT"].astype(float)
-        self.ask_range_ = (float(ask.min()), float(ask.max()))
-        names = frame_names(X) if self.uses_name else None
-        if self.name_words:
-            df = Counter(tok for n in names for tok in set(name_tokens(n)))
-            common = [t for t, c in df.most_common() if c >= self.name_min_df]
-            self.vocabulary_ = {t: i for i, t in enumerate(sorted(common[: self.name_words]))}
-        unknown = set(self.name_families) - set(NAME_FAMILIES)
-        if unknown:
-            raise ValueError(f"Unknown name families {sorted(unknown)}; choose from {NAME_FAMILIES}")
-        keys = None
-        if self.name_target:
-            if y is None:
-                raise ValueError("name_target needs the training labels")
-            y = np.asarray(y, dtype=float)
-            keys = keys_by_family(names, self._families())
-            self.prior_ = float(y.mean())
-            self.name_stats_ = {fam: _name_table(keys[fam], y) for fam in self._families()}
-        self.feature_names_, self.feature_fields_ = self._layout()
-        return keys
 
     def _layout(self) -> tuple[list[str], list[str]]:
         names: list[str] = []
@@ -343,58 +325,62 @@ class FieldEncoder(BaseEstimator, TransformerMixin):
         """Encode rows with what was learned in fit (never refits)."""
         return self._encode(X, None).toarray()
 
-    def fit_transform(
-        self, X: pd.DataFrame, y: pd.Series | np.ndarray | None = None, **_: object
-    ) -> np.ndarray:
-        """Fit, then encode the training rows with out-of-fold name statistics."""
-        keys = self._fit(X, y)
-        if keys is None:
-            return self.transform(X)
-        y = np.asarray(y, dtype=float)
-        block = np.empty((len(X), 2 * len(keys)), dtype=np.float32)
-        folds = KFold(self.n_folds, shuffle=True, random_state=self.random_state)
-        for fit_idx, enc_idx in folds.split(block):
-            # Statistics and prior from the other folds only: no row sees its own label.
-            prior = float(y[fit_idx].mean())
-            block[enc_idx] = np.hstack(
-                [
-                    self._name_stats(keys[f][enc_idx], _name_table(keys[f][fit_idx], y[fit_idx]), prior)
-                    for f in self._families()
-                ]
-            )
-        return self._encode(X, block).toarray()
-
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         return np.array(self.feature_names_, dtype=object)
 
 
-class BinaryAwareScaler(StandardScaler):
-    """StandardScaler that leaves 0/1 indicator columns as they are.
+class Scaling:
+    """A fitted standard scaler's arrays and its transform (``(X - mean_) / scale_`` in X's float type,
+    in place on a copy, as scikit-learn's ``StandardScaler.transform`` computes it), without
+    scikit-learn.
+    ``kind``: "standard", or "binary_aware" (0/1 columns were left as they are when it was fitted)."""
 
-    Standardising a word indicator seen in 2 of 20,000 rows multiplies it by ~100, which
-    lets rare words dominate; numeric columns are still centred and scaled.
-    """
+    def __init__(
+        self,
+        kind: str,
+        mean_: np.ndarray | None,
+        var_: np.ndarray | None,
+        scale_: np.ndarray | None,
+        n_features_in_: int,
+        n_samples_seen_: object,
+        with_mean: bool = True,
+        with_std: bool = True,
+        copy: bool = True,
+        binary_: np.ndarray | None = None,
+    ) -> None:
+        self.kind = kind
+        self.mean_, self.var_, self.scale_ = mean_, var_, scale_
+        self.n_features_in_ = n_features_in_
+        self.n_samples_seen_ = n_samples_seen_
+        self.with_mean, self.with_std, self.copy = with_mean, with_std, copy
+        if binary_ is not None:
+            self.binary_ = binary_
 
-    def fit(self, X: np.ndarray, y: object = None, sample_weight: object = None) -> BinaryAwareScaler:
-        super().fit(X, y, sample_weight)
-        binary = np.all((X == 0) | (X == 1), axis=0)
-        self.mean_ = np.where(binary, 0.0, self.mean_)
-        self.scale_ = np.where(binary, 1.0, self.scale_)
-        self.binary_ = binary
-        return self
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(f"expected {self.n_features_in_} columns, got shape {X.shape}")
+        out = np.array(X, dtype=X.dtype if X.dtype in (np.float32, np.float64) else np.float64)
+        if self.with_mean:
+            out -= self.mean_.astype(out.dtype)
+        if self.with_std:
+            out /= self.scale_.astype(out.dtype)
+        return out
 
 
-def make_preprocessor(scale: str = "all", **encoder_params: object) -> Pipeline:
-    """FieldEncoder + scaler, the whole preprocessing saved with a model.
+class Preprocessing:
+    """A fitted encoding followed by its scaling: ``named_steps`` and ``transform`` as in the
+    scikit-learn ``Pipeline`` it was fitted as."""
 
-    ``scale="all"`` standardises every column (the original analysis); ``"numeric"``
-    leaves indicator columns as 0/1.
-    """
-    scaler = BinaryAwareScaler() if scale == "numeric" else StandardScaler()
-    return Pipeline([("encode", FieldEncoder(**encoder_params)), ("scale", scaler)])
+    def __init__(self, encode: Encoding, scale: Scaling) -> None:
+        self.steps = [("encode", encode), ("scale", scale)]
+        self.named_steps = dict(self.steps)
+
+    def transform(self, X: pd.DataFrame) -> np.ndarray:
+        return self.named_steps["scale"].transform(self.named_steps["encode"].transform(X))
 
 
-def feature_fields(pipeline: Pipeline) -> list[str]:
+def feature_fields(pipeline: object) -> list[str]:
     """The source field of every output column of a fitted preprocessor."""
     return list(pipeline.named_steps["encode"].feature_fields_)
 
@@ -404,12 +390,13 @@ PREPROCESSOR_FORMAT = "screening-preprocessor/1"
 _ENCODER_STATE = ("categories_", "has_other_", "seen_values_", "feature_names_", "feature_fields_")
 
 
-def preprocessor_to_json(pipeline: Pipeline) -> str:
-    """A fitted ``make_preprocessor`` pipeline as plain JSON: the encoder's settings and what it
-    learned (categories, vocabulary, name statistics) and the scaler's arrays. Read back with
-    ``preprocessor_from_json``; loading it runs no code from the file, unlike a pickle."""
+def preprocessor_to_json(pipeline: object) -> str:
+    """A fitted ``make_preprocessor`` pipeline (or the ``Preprocessing`` read back from one) as plain
+    JSON: the encoder's settings and what it learned (categories, vocabulary, name statistics) and
+    the scaler's arrays. Read back with ``preprocessor_from_json``; loading it runs no code from the
+    file, unlike a pickle."""
     enc, scaler = pipeline.named_steps["encode"], pipeline.named_steps["scale"]
-    params = enc.get_params()
+    params = dict(sorted(enc.get_params().items()))  # scikit-learn gives them sorted by name
     params["name_families"] = list(params["name_families"])
     state: dict[str, object] = {k: getattr(enc, k) for k in _ENCODER_STATE}
     state["ask_range_"] = [float(v) for v in enc.ask_range_]
@@ -431,7 +418,7 @@ def preprocessor_to_json(pipeline: Pipeline) -> str:
 
     seen = scaler.n_samples_seen_
     scale = {
-        "kind": "binary_aware" if isinstance(scaler, BinaryAwareScaler) else "standard",
+        "kind": getattr(scaler, "kind", "standard"),  # scikit-learn's own StandardScaler has none
         "with_mean": bool(scaler.with_mean),
         "with_std": bool(scaler.with_std),
         "copy": bool(scaler.copy),
@@ -441,20 +428,23 @@ def preprocessor_to_json(pipeline: Pipeline) -> str:
         "var_": floats(scaler.var_),
         "scale_": floats(scaler.scale_),
     }
-    if isinstance(scaler, BinaryAwareScaler):
+    if scale["kind"] == "binary_aware":
         scale["binary_"] = [bool(v) for v in scaler.binary_]
     doc = {"format": PREPROCESSOR_FORMAT, "encoder": {"params": params, "state": state}, "scaler": scale}
     return json.dumps(doc, separators=(",", ":"))
 
 
-def preprocessor_from_json(text: str | bytes) -> Pipeline:
-    """The pipeline ``preprocessor_to_json`` wrote (ValueError on anything else)."""
+def preprocessor_from_json(text: str | bytes) -> Preprocessing:
+    """The preprocessing ``preprocessor_to_json`` wrote, as plain ``Preprocessing`` (ValueError on
+    anything else). It transforms exactly as the fitted pipeline did."""
     doc = json.loads(text)
     if not isinstance(doc, dict) or doc.get("format") != PREPROCESSOR_FORMAT:
         raise ValueError("not a preprocessor written by this program")
     params = dict(doc["encoder"]["params"])
+    if set(params) != set(ENCODER_PARAMS):
+        raise ValueError("the encoder's settings are not this program's")
     params["name_families"] = tuple(params["name_families"])
-    enc = FieldEncoder(**params)
+    enc = Encoding(**params)
     state = doc["encoder"]["state"]
     for k in _ENCODER_STATE:
         setattr(enc, k, state[k])
@@ -468,19 +458,28 @@ def preprocessor_from_json(text: str | bytes) -> Pipeline:
             for fam, t in state["name_stats_"].items()
         }
     s = doc["scaler"]
-    scaler = BinaryAwareScaler() if s["kind"] == "binary_aware" else StandardScaler()
-    scaler.set_params(with_mean=s["with_mean"], with_std=s["with_std"], copy=s["copy"])
+    if s["kind"] not in ("standard", "binary_aware"):
+        raise ValueError(f"unknown scaler kind {s['kind']!r}")
     width = int(s["n_features_in_"])
+    arrays = {}
     for k in ("mean_", "var_", "scale_"):
         values = None if s[k] is None else np.asarray(s[k], dtype=np.float64)
         if values is not None and values.shape != (width,):
             raise ValueError(f"scaler {k} has {values.size} values for {width} columns")
-        setattr(scaler, k, values)
-    scaler.n_features_in_ = width
+        arrays[k] = values
+    if (s["with_mean"] and arrays["mean_"] is None) or (s["with_std"] and arrays["scale_"] is None):
+        raise ValueError("the scaler lacks the arrays its settings need")
     seen = s["n_samples_seen_"]
-    scaler.n_samples_seen_ = np.int64(seen) if isinstance(seen, int) else np.asarray(seen, dtype=np.int64)
-    if s["kind"] == "binary_aware":
-        scaler.binary_ = np.asarray(s["binary_"], dtype=bool)
+    scaler = Scaling(
+        s["kind"],
+        n_features_in_=width,
+        n_samples_seen_=np.int64(seen) if isinstance(seen, int) else np.asarray(seen, dtype=np.int64),
+        with_mean=bool(s["with_mean"]),
+        with_std=bool(s["with_std"]),
+        copy=bool(s["copy"]),
+        binary_=np.asarray(s["binary_"], dtype=bool) if s["kind"] == "binary_aware" else None,
+        **arrays,
+    )
     if len(enc.feature_names_) != width:
         raise ValueError("the encoder's columns and the scaler's do not match")
-    return Pipeline([("encode", enc), ("scale", scaler)])
+    return Preprocessing(enc, scaler)

@@ -18,7 +18,8 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from core.datasets import Splits, split_rows
-from core.features import frame_names, make_preprocessor
+from core.features import frame_names
+from core.fitting import make_preprocessor
 from core.schema import TARGET
 from core.variants import VariantSpec
 

@@ -11,14 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.features import (
-    NAME_FAMILIES,
-    FieldEncoder,
-    make_preprocessor,
-    name_keys,
-    name_tokens,
-    normalise_name,
-)
+from core.features import NAME_FAMILIES, name_keys, name_tokens, normalise_name
+from core.fitting import FieldEncoder, make_preprocessor
 from core.schema import TARGET
 from core.variants import VARIANTS
 
@@ -214,8 +208,13 @@ def test_the_fitted_preprocessing_round_trips_through_json_exactly(
     enc, again = pipe.named_steps["encode"], back.named_steps["encode"]
     assert again.get_params() == enc.get_params()
     assert again.feature_names_ == enc.feature_names_ and again.ask_range_ == enc.ask_range_
-    assert type(back.named_steps["scale"]) is type(pipe.named_steps["scale"])
+    assert back.named_steps["scale"].kind == ("binary_aware" if spec.scale == "numeric" else "standard")
     assert preprocessor_to_json(back) == text
+    # what serving reads back is plain NumPy: no scikit-learn object in it
+    from core.features import Encoding, Preprocessing, Scaling
+
+    assert type(back) is Preprocessing
+    assert type(again) is Encoding and type(back.named_steps["scale"]) is Scaling
 
 
 def test_a_preprocessor_json_that_does_not_fit_is_refused(clean_df: pd.DataFrame) -> None:

@@ -289,6 +289,31 @@ def test_remove_refuses_live_and_recorded_versions(models_copy: Path) -> None:
         load_bundle(models_copy, gone)
 
 
+def _pickled_pipeline(pre: object, path: Path) -> None:
+    """Write ``pre`` (a loaded version's preprocessing) as versions before the JSON format did: the
+    fitted scikit-learn Pipeline, pickled, its encoder named core.features.FieldEncoder."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from core.fitting import BinaryAwareScaler, FieldEncoder
+
+    source, scaled = pre.named_steps["encode"], pre.named_steps["scale"]
+    enc = FieldEncoder(**source.get_params())
+    for k, v in vars(source).items():
+        if k.endswith("_"):
+            setattr(enc, k, v)
+    scaler = BinaryAwareScaler() if scaled.kind == "binary_aware" else StandardScaler()
+    for k in ("mean_", "var_", "scale_", "n_features_in_", "n_samples_seen_", "binary_"):
+        if hasattr(scaled, k):
+            setattr(scaler, k, getattr(scaled, k))
+    try:
+        FieldEncoder.__module__ = "core.features"  # where the class lived then (it still resolves)
+        joblib.dump(Pipeline([("encode", enc), ("scale", scaler)]), path)
+    finally:
+        FieldEncoder.__module__ = "core.fitting"
+    assert b"core.features" in path.read_bytes() and b"FieldEncoder" in path.read_bytes()
+
+
 def _to_old_layout(models: Path, variant: str) -> str:
     """Rewrite one version as the previous format: one bundle per variant folder, meta.json holding
     file checksums and an HMAC of the pickled preprocessor only."""
@@ -296,7 +321,7 @@ def _to_old_layout(models: Path, variant: str) -> str:
     src = models / variant / version
     card = json.loads((src / "meta.json").read_text())
     old_id = f"{variant}-20250101000000-abc123"
-    joblib.dump(load_bundle(models, version).pipeline, models / variant / "preprocessor.joblib")
+    _pickled_pipeline(load_bundle(models, version).pipeline, models / variant / "preprocessor.joblib")
     for name in ("model.keras", "history.json", "test_predictions.parquet", "background.parquet",
                  "training_names.parquet"):  # fmt: skip
         shutil.copy(src / name, models / variant / name)
@@ -340,7 +365,7 @@ def test_a_version_saved_with_a_pickled_preprocessor_still_loads(models_copy: Pa
     shutil.copytree(src, tmp)
     (tmp / "preprocessor.json").unlink()
     (tmp / registry.MANIFEST).unlink()
-    joblib.dump(current.pipeline, tmp / "preprocessor.joblib")
+    _pickled_pipeline(current.pipeline, tmp / "preprocessor.joblib")
     files = {p.name: registry.file_sha256(p) for p in tmp.iterdir() if p.name != registry.META}
     digest = registry.content_hash(files)
     old = f"tuned-20261101000000-{digest[:12]}"
@@ -349,7 +374,9 @@ def test_a_version_saved_with_a_pickled_preprocessor_still_loads(models_copy: Pa
     tmp.rename(models_copy / "tuned" / old)
     loaded = load_bundle(models_copy, old)
     assert "preprocessor.joblib" in loaded.digests and "preprocessor.json" not in loaded.digests
+    assert type(loaded.pipeline).__module__ == "sklearn.pipeline"  # the pickle itself, not the JSON
     np.testing.assert_array_equal(loaded.predict_proba(rows), current.predict_proba(rows))
+    np.testing.assert_array_equal(loaded.transform(rows), current.transform(rows))
 
 
 def test_old_bundle_with_a_bad_signature_is_not_migrated(models_copy: Path) -> None:
