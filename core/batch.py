@@ -98,11 +98,11 @@ class ScoredBatch:
 
     def label_metrics(self) -> dict | None:
         """Accuracy, AUC and confusion at the model's threshold on rows that carry IS_SUCCESSFUL."""
-        from core.evaluation import classification_metrics
-
         labels = self.labels()
         if labels is None or np.isnan(labels).all():
             return None
+        from core.evaluation import classification_metrics  # scikit-learn: only for labelled batches
+
         known = ~np.isnan(labels)
         return classification_metrics(labels[known].astype(int), self.probabilities[known], self.threshold)
 

@@ -70,6 +70,35 @@ def test_small_buckets_are_pooled_and_their_count_tested_exactly() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("n", "p"),
+    [(1, 0.3), (7, 0.5), (20, 0.05), (100, 15 / 1015), (250, 0.9), (3000, 0.001), (50, 0.0), (50, 1.0)],
+)
+def test_the_binomial_test_is_scipys_binomtest(n: int, p: float) -> None:
+    from scipy.stats import binomtest
+
+    for k in sorted({0, 1, 2, n // 3, round(n * p), n // 2, n - 1, n} & set(range(n + 1))):
+        assert monitoring.binomial_test(k, n, p) == pytest.approx(
+            binomtest(k, n, p).pvalue, rel=1e-9, abs=1e-300
+        )
+
+
+def test_serving_checks_import_no_scipy_stats() -> None:
+    """The data checks of every scored batch use scipy.special, never scipy.stats (1.4 s to import)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np; from core import monitoring\n"
+        "monitoring.compare_counts(np.array([500, 415, 85, 5, 10]), np.array([50, 40, 8, 1, 1]))\n"
+        "print('scipy.stats' in sys.modules, 'sklearn' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.split() == ["False", "False"]
+
+
 def test_an_unseen_value_in_many_rows_is_not_hidden_in_a_large_bucket() -> None:
     # two main values, a rare one, and a never-seen value in a third of the batch
     ref = np.array([5400, 4590, 10, 0])

@@ -147,9 +147,10 @@ def test_colliding_input_columns_keep_their_values(bundle) -> None:
     assert set(table["recommended"]) <= {0, 1}
 
 
-def test_serving_never_imports_tensorflow(models_dir: Path, tmp_path: Path) -> None:
+def test_serving_never_imports_tensorflow_or_scikit_learn(models_dir: Path, tmp_path: Path) -> None:
     """Score, explain and what-if through the CLI's code path in a fresh process, and what the server
-    imports at start: no TensorFlow or Keras."""
+    imports at start: no TensorFlow or Keras, and no scikit-learn or scipy.stats either (training and
+    model evaluation import those). Model evaluation itself never imports TensorFlow."""
     import json
     import subprocess
     import sys
@@ -161,9 +162,13 @@ def test_serving_never_imports_tensorflow(models_dir: Path, tmp_path: Path) -> N
         "import json, sys; from core.cli import main\n"
         "assert main(['score', '--input', sys.argv[1], '--output', sys.argv[2]]) == 0\n"
         "assert main(['explain', '--input', sys.argv[1], '--output', sys.argv[3], '--rows', '5']) == 0\n"
-        "import core, core.registry, core.storage, core.evaluation; core.import_serving_code()\n"
-        "roots = ('tensorflow', 'keras', 'core')\n"
-        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in roots)))\n"
+        "import core, core.registry, core.storage; core.import_serving_code()\n"
+        "roots = ('tensorflow', 'keras', 'sklearn', 'core')\n"
+        "def loaded():\n"
+        "    return sorted(m for m in sys.modules if m.split('.')[0] in roots or m == 'scipy.stats')\n"
+        "print(json.dumps(loaded()))\n"
+        "import core.evaluation\n"
+        "print(json.dumps(loaded()))\n"
     )
     args = [str(config.SAMPLE_APPLICANTS), str(tmp_path / "o.csv"), str(tmp_path / "e.csv")]
     proc = subprocess.run(
@@ -174,10 +179,14 @@ def test_serving_never_imports_tensorflow(models_dir: Path, tmp_path: Path) -> N
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    modules = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert [m for m in modules if not m.startswith("core")] == []
-    assert "core.training" not in modules and "core.workflow" not in modules
-    assert set(core.SERVING_MODULES) <= set(modules)  # what serve.py imports at server start
+    serving, evaluating = (json.loads(line) for line in proc.stdout.strip().splitlines()[-2:])
+    assert [m for m in serving if m.split(".")[0] != "core"] == []
+    assert "core.training" not in serving and "core.workflow" not in serving and "core.fitting" not in serving
+    assert set(core.SERVING_MODULES) <= set(serving)  # what serve.py imports at server start
+    assert (
+        "sklearn" in evaluating
+        and [m for m in evaluating if m.split(".")[0] in ("tensorflow", "keras")] == []
+    )
 
 
 def test_explain_time_estimate_is_measured_per_row_on_the_batch(bundle) -> None:
