@@ -31,10 +31,11 @@ from math import factorial
 import numpy as np
 import pandas as pd
 
+from core.network import Scratch
 from core.registry import Bundle
 from core.schema import FIELD_LABELS, NAME_FIELD, REQUIRED_FIELDS, TARGET
 
-MAX_ROWS_PER_BLOCK = 262_144  # coalition rows evaluated at once (bounds memory)
+MAX_ROWS_PER_BLOCK = 16_384  # coalition rows evaluated at once: 8 MB of first-layer values at 64 units
 
 
 @lru_cache(maxsize=16)
@@ -125,6 +126,7 @@ class FieldExplainer:
             ids = np.unique(both, axis=0, return_inverse=True)[1].reshape(-1)
             differs[:, :, f] = ids[:n, None] != ids[None, n:]
         counts = differs.sum(axis=2)
+        scratch = Scratch()  # the blocks' large arrays, allocated once per call
         for k in range(1, f_count + 1):
             pairs = np.argwhere(counts == k)
             if len(pairs) == 0:
@@ -137,8 +139,10 @@ class FieldExplainer:
                 players = np.nonzero(differs[i_idx, b_idx])[1].reshape(len(block), k)
                 # delta[p, j, :] = c_{players[p, j]}(x_i) - c_{same field}(b)
                 delta = parts[players, i_idx[:, None], :] - self.bg_parts[players, b_idx[:, None], :]
-                z1 = self.bg_z1[b_idx][:, None, :] + np.einsum("sk,pkh->psh", subsets, delta)
-                values = self.net.from_first(z1) @ weights  # P x k
+                z1 = scratch.array("z1", (len(block), len(subsets), delta.shape[2]))  # P x 2^k x H
+                np.matmul(subsets, delta, out=z1)
+                z1 += self.bg_z1[b_idx][:, None, :]
+                values = self.net.from_first(z1, scratch) @ weights  # P x k
                 np.add.at(phi, (np.repeat(i_idx, k), players.ravel()), values.ravel())
         phi /= n_bg
         probability = self.base_value + phi.sum(axis=1)
