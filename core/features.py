@@ -148,8 +148,11 @@ def known_names(X: pd.DataFrame) -> set[str]:
 
 
 def seen_mask(rows: pd.DataFrame, known: set[str]) -> np.ndarray:
-    """Whether each row's organisation is among ``known`` (never for a blank name)."""
-    return pd.Series(frame_names(rows)).isin(known).to_numpy()
+    """Whether each row's organisation is among ``known`` (never for a blank name). Each distinct
+    name is looked up once (organisations repeat; pandas' isin would copy the whole set each call)."""
+    codes, uniques = pd.factorize(frame_names(rows))
+    found = np.fromiter((u != "" and u in known for u in uniques), dtype=bool, count=len(uniques))
+    return found[codes] if len(uniques) else np.zeros(len(codes), dtype=bool)
 
 
 ENCODER_PARAMS = (

@@ -229,3 +229,13 @@ def test_a_preprocessor_json_that_does_not_fit_is_refused(clean_df: pd.DataFrame
     doc["scaler"]["mean_"] = doc["scaler"]["mean_"][:-1]
     with pytest.raises(ValueError, match="scaler mean_ has"):
         preprocessor_from_json(json.dumps(doc))
+
+
+def test_seen_mask_matches_normalised_names_and_never_a_blank() -> None:
+    from core.features import seen_mask
+
+    rows = pd.DataFrame({"NAME": ["Acme  Trust", "ACME TRUST", "", None, "Other", "acme trust "]})
+    known = {"ACME TRUST", ""}  # a blank in the set still never counts as seen
+    assert seen_mask(rows, known).tolist() == [True, True, False, False, False, True]
+    assert seen_mask(rows.iloc[:0], known).tolist() == []
+    assert seen_mask(pd.DataFrame({"EIN": ["1", "2"]}), known).tolist() == [False, False]
