@@ -3,7 +3,9 @@
 It serves ``app.py`` unchanged and adds, on every HTTP response, headers that stop other sites
 from framing it (``Content-Security-Policy: frame-ancestors 'self'`` and ``X-Frame-Options``),
 plus ``X-Content-Type-Options``, ``Referrer-Policy`` and a refusal of requests whose Host is not
-one of ``server.allowedHosts`` (DNS rebinding). See README, "Security model".
+one of ``server.allowedHosts`` (DNS rebinding). See README, "Security model". The HTML page also
+carries a ``Link: rel=modulepreload`` header for the front-end modules of the Score page's results
+(``core.security.module_preload``).
 """
 
 from __future__ import annotations
@@ -11,11 +13,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import threading
+from pathlib import Path
 
 import streamlit as st
 from starlette.middleware import Middleware
 
-from core.security import SecurityHeaders
+from core.security import SecurityHeaders, module_preload
 
 # A long-running server should give memory back after a large upload. `make run` starts it with
 # PYTHONMALLOC=malloc: Python's own small-object allocator keeps a whole arena alive for any object
@@ -59,4 +62,6 @@ def _preload() -> None:
 
 threading.Thread(target=_preload, name="preload", daemon=True).start()
 
-app = st.App("app.py", middleware=[Middleware(SecurityHeaders)])
+# the page names the modules its results need, so the browser has them before the first upload
+preload = module_preload(Path(st.__file__).parent / "static")
+app = st.App("app.py", middleware=[Middleware(SecurityHeaders, preload=preload)])

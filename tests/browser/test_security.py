@@ -3,6 +3,7 @@ servers), foreign Host headers, framing, and hostile text that must not fetch an
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import urllib.request
@@ -12,6 +13,7 @@ import pandas as pd
 import pytest
 
 from core import auth
+from core.security import RESULT_MODULES
 from core.synthetic import sample_applicants
 from tests.browser.conftest import (
     chromium_available,
@@ -114,6 +116,14 @@ def test_foreign_host_and_framing_are_refused(server: str) -> None:
         assert response.headers["X-Frame-Options"] == "SAMEORIGIN"
         assert response.headers["Content-Security-Policy"] == "frame-ancestors 'self'"
         assert response.headers["X-Content-Type-Options"] == "nosniff"
+        link = response.headers["Link"]
+    # the page names the result modules for preloading; each is a file this server serves
+    modules = re.findall(r"<([^<>]+)>; rel=modulepreload", link)
+    assert ", ".join(f"<{m}>; rel=modulepreload" for m in modules) == link
+    assert {m.split("/")[-1].split(".")[0] for m in modules} == set(RESULT_MODULES)
+    for module in modules:
+        with urllib.request.urlopen(f"{server}/{module}", timeout=10) as response:
+            assert response.status == 200 and "javascript" in response.headers["Content-Type"]
 
 
 EVIL = "http://evil.example"
