@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -53,8 +54,27 @@ def _call(middleware: SecurityHeaders, content_type: bytes, host: bytes = b"loca
         return {"type": "http.request", "body": b""}
 
     scope = {"type": "http", "path": "/", "headers": [(b"host", host)]}
-    asyncio.run(middleware(scope, receive, send))
+    _run(middleware(scope, receive, send))
     return sent
+
+
+def _run(coroutine: object) -> None:
+    """Run a coroutine to the end in a thread of its own (the browser tests' Playwright keeps an event
+    loop running in the main thread, where asyncio.run refuses); its exception is raised here."""
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            asyncio.run(coroutine)
+        except BaseException as exc:  # handed to the test's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive()
+    if failure:
+        raise failure[0]
 
 
 async def _app(scope, receive, send) -> None:
