@@ -15,6 +15,7 @@ scipy.stats with it) unless someone trains or compares models.
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from itertools import pairwise
@@ -153,21 +154,6 @@ def seen_mask(rows: pd.DataFrame, known: set[str]) -> np.ndarray:
     codes, uniques = pd.factorize(frame_names(rows))
     found = np.fromiter((u != "" and u in known for u in uniques), dtype=bool, count=len(uniques))
     return found[codes] if len(uniques) else np.zeros(len(codes), dtype=bool)
-
-
-ENCODER_PARAMS = (
-    "rare_thresholds",
-    "min_frequency",
-    "status_numeric",
-    "ask_transform",
-    "name_words",
-    "name_min_df",
-    "name_target",
-    "name_families",
-    "n_folds",
-    "smoothing",
-    "random_state",
-)
 
 
 class Encoding:
@@ -330,6 +316,9 @@ class Encoding:
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         return np.array(self.feature_names_, dtype=object)
+
+
+ENCODER_PARAMS = tuple(inspect.signature(Encoding.__init__).parameters)[1:]  # the settings, by name
 
 
 class Scaling:
