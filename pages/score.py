@@ -376,11 +376,10 @@ with section("One applicant's reasons in full", key="score_detail_open") as box:
                         for reason in why_not[0] or ["No field lowered the chance noticeably."]:
                             st.markdown("- " + safe_text(reason))
                         st.markdown("**What it would take:** " + safe_text(suggestion[0].text))
-histogram = plots.score_histogram(scored.probabilities, selection.threshold)
-st.caption(safe_text(plots.figure_summary(histogram)))
+st.caption(safe_text(plots.score_histogram_summary(scored.probabilities)))
 with section("Chart: how the chances of success are spread", key="score_histogram_open") as box:
     if box.open:
-        chart(histogram, key="score_histogram")
+        chart(plots.score_histogram(scored.probabilities, selection.threshold), key="score_histogram")
 
 metrics = scored.label_metrics()
 if metrics:

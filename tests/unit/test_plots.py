@@ -21,6 +21,24 @@ def test_score_histogram_marks_threshold() -> None:
     assert table["x"].iloc[18] == "0.90–0.95" and table["y"].iloc[18] == 2
 
 
+@pytest.mark.parametrize(
+    "probabilities",
+    [[0.1, 0.5, 0.9, 0.92, 1.0], [], [0.3] * 7, [0.0, 1.0], np.linspace(0, 1, 1001), [-0.2, 1.3, 0.55]],
+)
+def test_the_score_histogram_caption_is_the_figures_own_summary(probabilities: list[float]) -> None:
+    """The Score page's caption is computed without building the figure: it must say what the figure's
+    summary says, word for word."""
+    figure = plots.score_histogram(np.asarray(probabilities, dtype=float), threshold=0.5)
+    assert plots.score_histogram_summary(np.asarray(probabilities, dtype=float)) == plots.figure_summary(figure)
+
+
+def test_the_score_histogram_caption_names_the_fullest_and_emptiest_bins() -> None:
+    assert plots.score_histogram_summary(np.array([0.1, 0.5, 0.9, 0.92, 1.0])) == (
+        "Success probability of scored applicants. applicants: 20 points, highest 2 at 0.90–0.95, "
+        "lowest 0 at 0.00–0.05."
+    )
+
+
 def test_confusion_matrix_layout() -> None:
     fig = plots.confusion_matrix_figure({"tn": 5, "fp": 2, "fn": 1, "tp": 7})
     assert [list(r) for r in fig.data[0].z] == [[5, 2], [1, 7]]
