@@ -58,13 +58,17 @@ def score_histogram_table(probabilities: np.ndarray, bins: int = 20) -> pd.DataF
     edges = np.linspace(0.0, 1.0, bins + 1)
     counts, _ = np.histogram(np.clip(np.asarray(probabilities, dtype=float), 0.0, 1.0), bins=edges)
     labels = [f"{lo:.2f}–{hi:.2f}" for lo, hi in itertools.pairwise(edges)]
-    return pd.DataFrame({"series": "applicants", "x": labels, "y": counts, "centre": (edges[:-1] + edges[1:]) / 2})
+    return pd.DataFrame(
+        {"series": "applicants", "x": labels, "y": counts, "centre": (edges[:-1] + edges[1:]) / 2}
+    )
 
 
 def score_histogram_summary(probabilities: np.ndarray, bins: int = 20) -> str:
     """``figure_summary`` of ``score_histogram`` without building the figure (Plotly's validation of a
     figure costs more than the counts: 60-90 ms on every run of the Score page)."""
-    return table_summary(SCORE_HISTOGRAM_TITLE, score_histogram_table(probabilities, bins)[["series", "x", "y"]])
+    return table_summary(
+        SCORE_HISTOGRAM_TITLE, score_histogram_table(probabilities, bins)[["series", "x", "y"]]
+    )
 
 
 def score_histogram(probabilities: np.ndarray, threshold: float | None = None, bins: int = 20) -> go.Figure:

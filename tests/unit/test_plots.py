@@ -28,8 +28,9 @@ def test_score_histogram_marks_threshold() -> None:
 def test_the_score_histogram_caption_is_the_figures_own_summary(probabilities: list[float]) -> None:
     """The Score page's caption is computed without building the figure: it must say what the figure's
     summary says, word for word."""
-    figure = plots.score_histogram(np.asarray(probabilities, dtype=float), threshold=0.5)
-    assert plots.score_histogram_summary(np.asarray(probabilities, dtype=float)) == plots.figure_summary(figure)
+    scores = np.asarray(probabilities, dtype=float)
+    figure = plots.score_histogram(scores, threshold=0.5)
+    assert plots.score_histogram_summary(scores) == plots.figure_summary(figure)
 
 
 def test_the_score_histogram_caption_names_the_fullest_and_emptiest_bins() -> None:
