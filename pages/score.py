@@ -147,9 +147,6 @@ with friendly_errors():
             bar.empty()
             _fail(f"{safe_text(source_name)}: {safe_text(str(err))}", upload, gen)
         bar.empty()
-        if scored.n:
-            with st.spinner("Explaining scores…"):
-                batches.add_reasons(scored, get_explainer(version))
         # EINs of batches recorded in the last year: read once per upload, not on every rerun
         seen_before = batches.seen_before(scored, _recent_eins(scored.file_sha256))
         st.session_state["score"] = (key, scored, seen_before)
@@ -302,6 +299,9 @@ with section("Groups: who this decision selects", key="score_groups_open") as bo
             group_panel(report, "score_groups", spots)
 
 # -- results -----------------------------------------------------------------------------------
+if not scored.explained:  # here, not at scoring: the browser draws the sections above meanwhile
+    with st.spinner("Explaining scores…"):
+        batches.add_reasons(scored, get_explainer(version))
 missing = int((scored.reasons == "").sum())
 if missing:
     st.caption(f"Reasons are shown for the {scored.n - missing:,} most likely applicants of {scored.n:,}.")
