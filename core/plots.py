@@ -66,9 +66,7 @@ def score_histogram_table(probabilities: np.ndarray, bins: int = 20) -> pd.DataF
 def score_histogram_summary(probabilities: np.ndarray, bins: int = 20) -> str:
     """``figure_summary`` of ``score_histogram`` without building the figure (Plotly's validation of a
     figure costs more than the counts: 60-90 ms on every run of the Score page)."""
-    return table_summary(
-        SCORE_HISTOGRAM_TITLE, score_histogram_table(probabilities, bins)[["series", "x", "y"]]
-    )
+    return table_summary(SCORE_HISTOGRAM_TITLE, score_histogram_table(probabilities, bins))
 
 
 def score_histogram(probabilities: np.ndarray, threshold: float | None = None, bins: int = 20) -> go.Figure:
@@ -474,8 +472,8 @@ def figure_summary(fig: go.Figure) -> str:
 
 
 def table_summary(title: str, table: pd.DataFrame) -> str:
-    """One sentence of a figure's numbers (``figure_table``'s columns): each series' size, highest and
-    lowest point."""
+    """One sentence of a figure's numbers (``figure_table``'s ``series``, ``x``, ``y`` and ``value``
+    columns; others are ignored): each series' size, highest and lowest point."""
     if table.empty:
         return f"{title}: no data."
     parts = []
