@@ -52,6 +52,13 @@ def _coalitions(k: int) -> tuple[np.ndarray, np.ndarray]:
     return subsets, weights
 
 
+def _row_ids(block: np.ndarray) -> np.ndarray:
+    """The same id for rows with the same bytes (a field's encoded columns: NAME has ~1,500, and a
+    dict of the rows' bytes is 20x faster than ``np.unique(axis=0)``, which compares the same bytes)."""
+    seen: dict[bytes, int] = {}
+    return np.fromiter((seen.setdefault(row.tobytes(), len(seen)) for row in block), np.int64, len(block))
+
+
 @dataclass
 class Attributions:
     """Per-applicant field attributions (probability points), additive to the prediction."""
@@ -122,8 +129,7 @@ class FieldExplainer:
         # differs[i, b, f]: field f of applicant i encodes differently from background row b
         differs = np.zeros((n, n_bg, f_count), dtype=bool)
         for f, cols in enumerate(self.columns):
-            both = np.vstack([encoded[:, cols], self.bg_encoded[:, cols]])
-            ids = np.unique(both, axis=0, return_inverse=True)[1].reshape(-1)
+            ids = _row_ids(np.vstack([encoded[:, cols], self.bg_encoded[:, cols]]))
             differs[:, :, f] = ids[:n, None] != ids[None, n:]
         counts = differs.sum(axis=2)
         scratch = Scratch()  # the blocks' large arrays, allocated once per call
@@ -196,6 +202,8 @@ def reason_codes(
     """Plain-words top fields per applicant: 'ASK_AMT = 5,000 raised the chance by 6 points'."""
     out = []
     values = attr.values.to_numpy()
+    fields = attr.fields
+    cells = {f: attr.data[f].to_numpy() for f in fields if f in attr.data}  # once, not per row
     for i in range(len(values)):
         order = np.argsort(-np.abs(values[i]))[:top]
         parts = []
@@ -203,9 +211,9 @@ def reason_codes(
             v = values[i, j]
             if abs(v) < 0.0005:
                 continue
-            field = attr.fields[j]
+            field = fields[j]
             verb = "raised" if v > 0 else "lowered"
-            value = attr.data[field].iat[i] if field in attr.data else None
+            value = cells[field][i] if field in cells else None
             subject = _reason_subject(field, value, seen_names, records)
             parts.append(f"{subject} {verb} the chance by {abs(v) * 100:.1f} points")
         out.append("; ".join(parts) if parts else "no field moved the chance noticeably")
