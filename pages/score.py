@@ -105,7 +105,10 @@ elif held is not None:
 else:
     _clear(keep_failure=True)  # nothing uploaded: keep nothing
     st.info("Upload a file or try the bundled sample of 300 synthetic applicants.")
-    with section("The columns of a file and the values each accepts", key="score_columns_open") as box:
+    # open until an upload: what a first file needs, and the browser has drawn a table before the
+    # results (their table then draws faster: bench/app.py, first upload)
+    columns_title = "The columns of a file and the values each accepts"
+    with section(columns_title, key="score_columns_open", expanded=True) as box:
         if box.open:
             st.caption(COLUMN_NOTES)
             st.dataframe(column_guide(), hide_index=True, key="score_columns")

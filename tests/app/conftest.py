@@ -51,9 +51,10 @@ def shown(value: object) -> str:
     return html.unescape(str(value))
 
 
-def open_section(at: AppTest, key: str) -> AppTest:
-    """Open a collapsible section (its body runs only while open) as a click on its header would."""
-    at.session_state[key] = True
+def open_section(at: AppTest, key: str, state: bool = True) -> AppTest:
+    """Open (``state=False``: close) a collapsible section (its body runs only while open) as a click
+    on its header would."""
+    at.session_state[key] = state
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at

@@ -71,11 +71,11 @@ def test_before_an_upload_the_score_page_offers_the_column_table(app: AppTest) -
     from core.schema import COLUMN_NOTES, column_guide
 
     assert app.expander[0].label == "The columns of a file and the values each accepts"
-    assert not app.dataframe  # drawn only once the section is opened
-    open_section(app, "score_columns_open")
-    assert len(app.dataframe) == 1
+    assert len(app.dataframe) == 1  # open until a file is uploaded
     assert COLUMN_NOTES in [c.value for c in app.caption]
     pd.testing.assert_frame_equal(app.dataframe[0].value, column_guide())
+    open_section(app, "score_columns_open", state=False)
+    assert not app.dataframe and COLUMN_NOTES not in [c.value for c in app.caption]
     upload(app, "applicants.csv", sample_applicants(20, random_state=6).to_csv(index=False).encode())
     assert "The columns of a file and the values each accepts" not in [e.label for e in app.expander]
 
