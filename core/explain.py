@@ -133,6 +133,8 @@ class FieldExplainer:
             differs[:, :, f] = ids[:n, None] != ids[None, n:]
         counts = differs.sum(axis=2)
         scratch = Scratch()  # the blocks' large arrays, allocated once per call
+        hidden = parts.shape[2]
+        x_rows, bg_rows = parts.reshape(-1, hidden), self.bg_parts.reshape(-1, hidden)  # (F*N) x H
         for k in range(1, f_count + 1):
             pairs = np.argwhere(counts == k)
             if len(pairs) == 0:
@@ -143,12 +145,20 @@ class FieldExplainer:
                 block = pairs[start : start + step]
                 i_idx, b_idx = block[:, 0], block[:, 1]
                 players = np.nonzero(differs[i_idx, b_idx])[1].reshape(len(block), k)
-                # delta[p, j, :] = c_{players[p, j]}(x_i) - c_{same field}(b)
-                delta = parts[players, i_idx[:, None], :] - self.bg_parts[players, b_idx[:, None], :]
-                z1 = scratch.array("z1", (len(block), len(subsets), delta.shape[2]))  # P x 2^k x H
-                np.matmul(subsets, delta, out=z1)
-                z1 += self.bg_z1[b_idx][:, None, :]
-                values = self.net.from_first(z1, scratch) @ weights  # P x k
+                # delta[j, p, :] = c_{players[p, j]}(x_i) - c_{same field}(b), gathered into the
+                # scratch ("clip": the indices are in range; it spares take's own buffer)
+                delta = scratch.array("delta", (k, len(block), hidden))
+                np.take(x_rows, (players * n + i_idx[:, None]).T, axis=0, out=delta, mode="clip")
+                of_b = scratch.array("of_b", (k, len(block), hidden))
+                np.take(bg_rows, (players * n_bg + b_idx[:, None]).T, axis=0, out=of_b, mode="clip")
+                delta -= of_b
+                # every coalition of every pair in one matrix product: z1[s, p] = subsets[s] @ delta[:, p]
+                z1 = scratch.array("z1", (len(subsets), len(block), hidden))  # 2^k x P x H
+                np.matmul(subsets, delta.reshape(k, -1), out=z1.reshape(len(subsets), -1))
+                base = scratch.array("base", (len(block), hidden))
+                np.take(self.bg_z1, b_idx, axis=0, out=base, mode="clip")
+                z1 += base
+                values = self.net.from_first(z1, scratch).T @ weights  # P x k
                 np.add.at(phi, (np.repeat(i_idx, k), players.ravel()), values.ravel())
         phi /= n_bg
         probability = self.base_value + phi.sum(axis=1)

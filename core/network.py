@@ -127,7 +127,7 @@ class Network:
             for kind, params in self.tail:
                 if kind == "dense":
                     w, b, act = params
-                    h = self._act(act, h @ w + b)
+                    h = self._act(act, _flat_matmul(h, w) + b)
                 else:
                     scale, shift = params
                     h = h * scale + shift
@@ -137,7 +137,7 @@ class Network:
             if kind == "dense":
                 w, b, act = params
                 out = scratch.array(("layer", i), (*h.shape[:-1], w.shape[1]))
-                np.matmul(h, w, out=out)
+                np.matmul(h.reshape(-1, h.shape[-1]), w, out=out.reshape(-1, w.shape[1]))  # one product
                 out += b
                 h = self._act_in_place(act, out)
             else:
@@ -145,6 +145,12 @@ class Network:
                 h *= scale
                 h += shift
         return h[..., 0]
+
+
+def _flat_matmul(h: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``h @ w`` for rows with any leading shape, as one matrix product: NumPy multiplies a stack
+    slice by slice (one BLAS call per slice, 2x slower for the attribution engine's blocks)."""
+    return (h.reshape(-1, h.shape[-1]) @ w).reshape(*h.shape[:-1], w.shape[1])
 
 
 class Scratch:
