@@ -34,6 +34,17 @@ with contextlib.suppress(OSError, AttributeError):
     libc.mallopt(-1, 128 * 1024)  # M_TRIM_THRESHOLD
     libc.mallopt(-8, 2)  # M_ARENA_MAX
 
+# One BLAS thread per server process. OpenBLAS otherwise wakes a second thread for every matrix product
+# of an explanation, and it spins while it waits for the next: per 10,000-row upload the server used
+# about 1.5 s of CPU instead of about 0.95 s, taken from the sessions and browser beside it (two cores
+# here; on a bigger machine concurrent sessions are the parallelism). Training (TensorFlow) has its own
+# thread pool and is not affected.
+with contextlib.suppress(ImportError):
+    import numpy  # noqa: F401  (loads OpenBLAS, so that the limit finds it)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
 # Before the first element of the first page, Streamlit checks once whether it runs in a Python REPL
 # (to print a "use streamlit run" warning) by taking inspect.stack(), which resolves the real path of
 # every imported module's file: 3-4 s of CPU on the first page view here (bench/app.py). This file
