@@ -238,6 +238,25 @@ def test_recording_is_idempotent_and_its_confirmation_belongs_to_file_version_an
     assert table["id"].tolist() == [batch.id] and table.loc[0, "rows"] == 300
 
 
+def test_a_damaged_record_is_reported_on_history_and_score_and_kept(app: AppTest, home) -> None:
+    damaged = b"not a database at all" * 100
+    (home / "screening.db").write_bytes(damaged)
+    storage.reset_engines()
+    open_page(app, "history")
+    [error] = [shown(e.value) for e in app.error]
+    assert error.startswith(f"The batch record {home / 'screening.db'} is damaged (")
+    assert error.endswith("It was kept as it is. Restore the latest backup with: python -m core restore")
+    assert not app.dataframe  # no table of batches, empty or otherwise
+    open_page(app, "score")
+    upload(app, "a.csv", config.SAMPLE_APPLICANTS.read_bytes())
+    assert metric(app, "Accepted") == "300"  # scoring does not need the record
+    app.button(key="score_record").click().run()
+    assert not app.exception and not app.success
+    [error] = [shown(e.value) for e in app.error]
+    assert error.startswith(f"The batch record {home / 'screening.db'} is damaged (")
+    assert (home / "screening.db").read_bytes() == damaged  # kept, never recreated empty
+
+
 def test_compare_shows_every_variant(app: AppTest, home) -> None:
     open_page(app, "compare")
     table = table_with(app, "variant", "accuracy")
