@@ -104,6 +104,7 @@ def test_a_scored_upload_is_let_go_and_its_results_stay_until_cleared(app: AppTe
     import hashlib
 
     from core.batch import HeldFile
+    from core.schema import column_guide
 
     data = sample_applicants(80, random_state=5).to_csv(index=False).encode()
     upload(app, "applicants.csv", data)
@@ -125,7 +126,9 @@ def test_a_scored_upload_is_let_go_and_its_results_stay_until_cleared(app: AppTe
     assert app.file_uploader[0].key == "score_upload_2"
     app.button(key="score_clear").click().run()
     assert "Upload a file or try the bundled sample" in texts(app)
-    assert not app.metric and not app.dataframe
+    assert not app.metric
+    [table] = app.dataframe  # only the table of columns an empty page offers
+    pd.testing.assert_frame_equal(table.value, column_guide())
     assert "score_file" not in app.session_state and "score" not in app.session_state
 
 
