@@ -249,7 +249,7 @@ def test_a_damaged_record_is_reported_on_history_and_score_and_kept(app: AppTest
     [error] = [shown(e.value) for e in app.error]
     assert error.startswith(f"The batch record {home / 'screening.db'} is damaged (")
     assert error.endswith("It was kept as it is. Restore the latest backup with: python -m core restore")
-    assert not app.dataframe  # no table of batches, empty or otherwise
+    assert not app.dataframe  # no table of batches at all
     open_page(app, "score")
     upload(app, "a.csv", config.SAMPLE_APPLICANTS.read_bytes())
     assert metric(app, "Accepted") == "300"  # scoring does not need the record
