@@ -137,7 +137,7 @@ class Network:
             if kind == "dense":
                 w, b, act = params
                 out = scratch.array(("layer", i), (*h.shape[:-1], w.shape[1]))
-                np.matmul(h.reshape(-1, h.shape[-1]), w, out=out.reshape(-1, w.shape[1]))  # one product
+                _flat_matmul(h, w, out)
                 out += b
                 h = self._act_in_place(act, out)
             else:
@@ -147,10 +147,15 @@ class Network:
         return h[..., 0]
 
 
-def _flat_matmul(h: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """``h @ w`` for rows with any leading shape, as one matrix product: NumPy multiplies a stack
-    slice by slice (one BLAS call per slice, 2x slower for the attribution engine's blocks)."""
-    return (h.reshape(-1, h.shape[-1]) @ w).reshape(*h.shape[:-1], w.shape[1])
+def _flat_matmul(h: np.ndarray, w: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``h @ w`` for rows with any leading shape, as one matrix product (into ``out`` when given, a
+    contiguous array of the result's shape): NumPy multiplies a stack slice by slice (one BLAS call
+    per slice, 2x slower for the attribution engine's blocks)."""
+    rows = h.reshape(-1, h.shape[-1])
+    if out is None:
+        return (rows @ w).reshape(*h.shape[:-1], w.shape[1])
+    np.matmul(rows, w, out=out.reshape(-1, w.shape[1]))
+    return out
 
 
 class Scratch:
