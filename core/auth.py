@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import time
@@ -19,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core import config
-from core.errors import BadRequest
+from core.errors import BadRequest, StorageError
 
+log = logging.getLogger("screening.auth")
 ROLES = ("staff", "analyst")
 # What each role may do; analysts can do everything staff can.
 PERMISSIONS = {
@@ -131,8 +133,22 @@ class _StateLock:
         fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX)
         try:
             self.state = json.loads(_state_path().read_text())
-        except (OSError, ValueError):
+        except FileNotFoundError:
             self.state = {}
+        except (OSError, ValueError) as err:
+            self._fh.close()
+            log.error("sign-in throttle state unreadable: %s", type(err).__name__)
+            raise StorageError(
+                f"The sign-in lockout record {_state_path()} is damaged or unreadable, so nobody can be "
+                "signed in safely (lockouts would be lost). It was kept as it is; an administrator can "
+                "move it aside to start the lockouts afresh."
+            ) from None
+        if not isinstance(self.state, dict):
+            self._fh.close()
+            raise StorageError(
+                f"The sign-in lockout record {_state_path()} is damaged (not a JSON object). It was kept "
+                "as it is; an administrator can move it aside to start the lockouts afresh."
+            )
         for key in ("accounts", "clients"):
             self.state.setdefault(key, {})
         self.state.setdefault("recent", [])

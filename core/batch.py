@@ -106,6 +106,19 @@ class ScoredBatch:
         known = ~np.isnan(labels)
         return classification_metrics(labels[known].astype(int), self.probabilities[known], self.threshold)
 
+    def counts(self) -> dict:
+        """The file's counts: every row of the file is accepted (a row of the results) or rejected."""
+        rows, rejected = self.report.n_input, self.report.n_rejected
+        counts = {
+            "rows": rows,
+            "accepted": self.n,
+            "rejected": rejected,
+            "with_warnings": self.report.n_warned,
+        }
+        if rows != self.n + rejected:
+            raise ValueError(f"{rows} rows in the file but {self.n} scored and {rejected} rejected")
+        return counts
+
     def rejects_csv(self) -> bytes:
         return to_csv_bytes(rejects_frame(self.report))
 
@@ -303,19 +316,16 @@ class Duplicates:
 
     repeated_ein_rows: int  # rows whose EIN appears more than once
     repeated_ein_lines: list[int]  # the first such lines
-    identical_rows: int  # rows identical to an earlier row in every column
+    identical_rows: int  # rows identical to an earlier row in EIN, NAME and the nine fields
     identical_lines: list[int]
 
 
 def duplicates(batch: ScoredBatch, show: int = 10) -> Duplicates:
-    """Which accepted rows repeat an EIN or a whole earlier row."""
+    """Which accepted rows repeat an EIN or an earlier row (the review queue's rule too)."""
+    from core.record import duplicate_rows
+
     lines = batch.source_lines
-    ein = batch.inputs[ID_FIELD].astype("str").str.strip() if ID_FIELD in batch.inputs else None
-    if ein is not None:
-        repeated = (ein.duplicated(keep=False) & (ein != "")).to_numpy()
-    else:
-        repeated = np.zeros(batch.n, dtype=bool)
-    same = batch.inputs.astype("str").duplicated(keep="first").to_numpy() if batch.n else repeated
+    repeated, same = duplicate_rows(batch.inputs)
     return Duplicates(
         int(repeated.sum()), lines[repeated][:show].tolist(), int(same.sum()), lines[same][:show].tolist()
     )
@@ -455,7 +465,7 @@ def record(
         user=user,
         file_name=batch.file_name,
         file_sha256=batch.file_sha256,
-        counts=batch.report.summary(),
+        counts=batch.counts(),
         variant=batch.variant,
         version=batch.version,
         live=live,
@@ -633,26 +643,26 @@ def _outcome_table(data: bytes) -> pd.DataFrame:
     return frame
 
 
-def stored_estimate(record: storage.BatchRecord, results: pd.DataFrame) -> monitoring.Estimate:
+def stored_estimate(record: storage.BatchRecord, probabilities: np.ndarray, recommended: np.ndarray):
     """The estimate made when the batch was recorded (recomputed from its stored chances if older)."""
     stored = record.monitoring_data().get("estimate")
     if stored:
         return monitoring.Estimate.from_dict(stored)
-    return monitoring.estimate(
-        results[PROBABILITY].astype(float).to_numpy(), results[RECOMMENDED].astype(int).to_numpy() == 1
-    )
+    return monitoring.estimate(probabilities, recommended)
 
 
 def attach_outcomes(
-    batch_id: str, data: bytes, file_name: str, user: str, url: str | None = None
+    batch_id: str, data: bytes, file_name: str, user: str, url: str | None = None, replace: bool = False
 ) -> OutcomesResult:
     """Join an outcomes file to a recorded batch (on EIN when both sides have unique EINs, else on
-    source_line), measure the recorded recommendation (the rule, before overrides) against it, store it."""
-    import io
+    source_line), measure the recorded recommendation (the rule, before overrides) against it, store it.
+    A batch that has outcomes is refused unless ``replace`` (the earlier set is kept, marked replaced)."""
+    from core.record import load_batch
 
-    record_ = storage.get_batch(batch_id, url)
-    stored, _ = storage.batch_files(batch_id, url)
-    results = pd.read_csv(io.BytesIO(stored), dtype=str, keep_default_na=False)
+    recorded = load_batch(batch_id, url)
+    record_, results = recorded.record, recorded.rows
+    if not replace:
+        storage.refuse_if_outcomes(batch_id, url)  # before the work; the write checks again
     frame = _outcome_table(data)
     label = frame[TARGET].astype(str).str.strip()
     good = label.isin(["0", "1", "0.0", "1.0"])
@@ -679,14 +689,13 @@ def attach_outcomes(
     matched = outcome.notna().to_numpy()
     if not matched.any():
         raise BadRequest(f"No row of the outcomes file matches a row of batch {batch_id} (by {joined_on}).")
-    probs = results[PROBABILITY].astype(float).to_numpy()[matched]
-    rec = results[RECOMMENDED].astype(int).to_numpy()[matched] == 1
+    probs = recorded.probabilities[matched]
+    rec = recorded.recommended[matched]
     y = outcome.to_numpy()[matched].astype(int)
     real = monitoring.realized(probs, rec, y, n_unmatched=int(len(frame) - matched.sum()))
-    result = OutcomesResult(
-        batch_id, joined_on, real, stored_estimate(record_, results), len(frame) + bad_rows, bad_rows
-    )
-    kept = pd.DataFrame({SOURCE_LINE: results[SOURCE_LINE].astype(int).to_numpy()[matched], TARGET: y})
+    est = stored_estimate(record_, recorded.probabilities, recorded.recommended)
+    result = OutcomesResult(batch_id, joined_on, real, est, len(frame) + bad_rows, bad_rows)
+    kept = pd.DataFrame({SOURCE_LINE: recorded.source_lines[matched], TARGET: y})
     storage.add_outcomes(
         batch_id,
         user=user,
@@ -694,6 +703,7 @@ def attach_outcomes(
         joined_on=joined_on,
         summary=result.to_dict(),
         outcomes_csv=kept.to_csv(index=False).encode(),
+        replace=replace,
         url=url,
     )
     return result
@@ -708,7 +718,7 @@ def monitoring_history(
     arrived = storage.latest_outcomes(url)
     rows = []
     for r in reversed(records):
-        data = r.monitoring_data()
+        data = {} if r.monitoring_damaged else r.monitoring_data()
         check, est = data.get("check") or {}, data.get("estimate") or {}
         real = arrived.get(r.id)
         rows.append(
@@ -718,7 +728,8 @@ def monitoring_history(
                 "model_version": r.version,
                 "live": bool(r.live) if r.live is not None else None,
                 "rows": r.accepted,
-                "data_checks": monitoring.STATUS_WORDS.get(check.get("status", ""), "not checked"),
+                "data_checks": "damaged record" if r.monitoring_damaged
+                else monitoring.STATUS_WORDS.get(check.get("status", ""), "not checked"),
                 "failed_checks": ", ".join(
                     k for k, v in {**check.get("fields", {}), **check.get("extra", {})}.items()
                     if v.get("status") == monitoring.FAIL
@@ -754,21 +765,15 @@ def recorded_groups(
     outcomes when they arrived (then also weak spots). ``bundle``: the version that scored it, for
     first-time organisations (None when that version is gone: no first_time groups)."""
     from core import groups
-    from core.schema import parse_amounts
+    from core.record import load_batch
 
-    current = storage.results_with_overrides(batch_id, url)
-    features = current.copy()
-    features["ASK_AMT"] = parse_amounts(current["ASK_AMT"]).fillna(0)
-    first_time = ~bundle.is_seen(features) if bundle is not None else None
-    values = groups.slice_values(features, first_time)
-    labels = None
-    arrived = storage.outcomes_frame(batch_id, url)
-    if arrived is not None:
-        lookup = dict(zip(arrived[SOURCE_LINE].astype(int), arrived[TARGET].astype(float)))
-        labels = current[SOURCE_LINE].astype(int).map(lookup).to_numpy(dtype=float)
+    recorded = load_batch(batch_id, url)
+    features = recorded.features.reindex(range(recorded.n))
+    first_time = ~bundle.is_seen(features.fillna("")) if bundle is not None else None
+    values = groups.slice_values(features.assign(ASK_AMT=recorded.asks), first_time)
+    labels = recorded.outcome_labels(url)
     return groups.analyse(
-        values, current["final_decision"].astype(int).to_numpy() == 1,
-        current[PROBABILITY].astype(float).to_numpy(), labels, None,
+        values, recorded.final, recorded.probabilities, labels, None,
         groups.MIN_GROUP if min_size is None else min_size, labels is not None,
     )  # fmt: skip
 

@@ -217,11 +217,55 @@ def cmd_outcomes(args: argparse.Namespace) -> int:
 
     path = _input(args)
     user = args.user or os.environ.get("USER") or "cli"
-    result = attach_outcomes(args.batch, path.read_bytes(), path.name, user)
+    result = attach_outcomes(args.batch, path.read_bytes(), path.name, user, replace=args.replace)
     data = result.to_dict()
     if args.json:
         _write_json(args.json, data)
     print(to_json(data))
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """Recorded batches, newest first, or one batch with its overrides and outcomes."""
+    from core.record import history_list, history_show
+    from core.storage import to_json
+
+    if args.action == "list":
+        if args.batch:
+            raise UserError("history list takes no batch id (did you mean: history show ID?)")
+        batches = history_list()
+        if args.json:
+            print(to_json(batches))
+        else:
+            for b in batches:
+                print(
+                    f"{b['id']}  {b['created_at'][:16]}  {b['user']:<12.12} {b['rows']:>7} rows "
+                    f"{b['accepted']:>7} accepted {b['selected']:>7} selected  {b['version']}  "
+                    f"{b['file_name']!r}"
+                )
+        return 0
+    if not args.batch:
+        raise UserError("history show needs a batch id (list them with: python -m core history list)")
+    shown = history_show(args.batch)
+    if args.json:
+        print(to_json(shown))
+    else:
+        for key, value in shown.items():
+            if key in ("overrides", "outcomes"):
+                print(f"{key}: {len(value)}")
+                for item in value:
+                    print("  " + json.dumps(item, default=str))
+            else:
+                print(f"{key}: {value}")
+    return 0
+
+
+def cmd_override(args: argparse.Namespace) -> int:
+    """One applicant's decision changed (or an override undone), with who and why."""
+    from core.record import override
+
+    done = override(args.batch, args.line, args.decision, args.reason, args.user)
+    print(done.sentence())
     return 0
 
 
@@ -570,7 +614,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True)
     p.add_argument("--json", help="also write the result here")
     p.add_argument("--user", help="who attaches them (default: $USER)")
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace the batch's outcomes (the earlier set is kept, marked)",
+    )
     p.set_defaults(func=cmd_outcomes)
+
+    p = sub.add_parser("history", help="recorded batches: list them, or show one with overrides and outcomes")
+    p.add_argument("action", choices=["list", "show"])
+    p.add_argument("batch", nargs="?", help="show: the batch id")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    models_opt(p)
+    p.set_defaults(func=cmd_history)
+
+    p = sub.add_parser("override", help="change one applicant's decision in a recorded batch, with a reason")
+    p.add_argument("--batch", required=True)
+    p.add_argument("--line", required=True, type=int, help="the applicant's source_line")
+    p.add_argument("--decision", required=True, choices=["approve", "decline", "undo"])
+    p.add_argument("--reason", required=True)
+    p.add_argument("--user", required=True)
+    p.set_defaults(func=cmd_override)
 
     p = sub.add_parser("groups", help="group rates of the decision, and weak spots on labelled files (JSON)")
     p.add_argument("--input", required=True)
@@ -664,8 +728,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ScreeningError, OSError) as err:
+    except ScreeningError as err:
         print(f"error: {str(err).splitlines()[0] if str(err) else type(err).__name__}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as err:
+        # a path the user gave that cannot be used; any other OSError is not theirs to fix and goes
+        # up with its traceback (exit 1)
+        where = f": {err.filename}" if err.filename else ""
+        print(f"error: {err.strerror or type(err).__name__}{where}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

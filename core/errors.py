@@ -19,6 +19,10 @@ class BundleError(ScreeningError):
     """A model version is missing, damaged, unsigned or tampered with."""
 
 
+class VersionMissing(BundleError):
+    """No model version of that id is on this installation (as opposed to one that fails verification)."""
+
+
 class PermissionDenied(ScreeningError):
     """The signed-in user's role does not allow this action."""
 

@@ -45,7 +45,7 @@ import pandas as pd
 
 from core import config
 from core.card import ModelCard
-from core.errors import BadRequest, BundleError
+from core.errors import BadRequest, BundleError, VersionMissing
 from core.network import NETWORK_FILE, FastScorer, Network
 
 __all__ = ["Bundle", "BundleError"]
@@ -415,7 +415,7 @@ def version_path(models_dir: Path, version: str) -> Path:
         with contextlib.suppress(OSError, ValueError):
             if json.loads((path / META).read_text()).get("migrated_from") == version:
                 return path
-    raise BundleError(
+    raise VersionMissing(
         f"No model version {version} in {models_dir}. List them with: python -m core models list"
     )
 

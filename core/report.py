@@ -21,6 +21,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from core import config
+from core.errors import BundleError, VersionMissing
 from core.text import safe_text
 
 MAX_TABLE_ROWS = 1000
@@ -230,31 +231,25 @@ def batch_report(
     from core import batch as batches
     from core import plots, review, storage
     from core.monitoring import ASSUMPTION, Check, Estimate
+    from core.record import load_batch
     from core.registry import load_bundle
 
-    record = storage.get_batch(batch_id, url)
+    recorded = load_batch(batch_id, url)
+    record = recorded.record
     generated = datetime.now(UTC)
-    current = storage.results_with_overrides(batch_id, url)
-    p = current["success_probability"].astype(float).to_numpy()
-    recommended = current["recommended"].astype(int).to_numpy() == 1
-    final = current["final_decision"].astype(int).to_numpy() == 1
-    from core.schema import parse_amounts
-
-    asks = (
-        parse_amounts(current["ASK_AMT"]).fillna(0).to_numpy(dtype=float)
-        if "ASK_AMT" in current
-        else np.zeros(len(p))
-    )
-    bundle = None
+    current = recorded.rows
+    p = recorded.probabilities
+    recommended = recorded.recommended
+    final = recorded.final
+    asks = recorded.asks
+    bundle, bundle_problem = None, ""
     try:
         bundle = load_bundle(models_dir or config.models_dir(), record.version)
-    except Exception:
-        bundle = None
-    arrived = storage.outcomes_frame(batch_id, url)
-    outcomes = None
-    if arrived is not None:
-        lookup = dict(zip(arrived["source_line"].astype(int), arrived["IS_SUCCESSFUL"].astype(float)))
-        outcomes = current["source_line"].astype(int).map(lookup).to_numpy(dtype=float)
+    except VersionMissing:
+        bundle_problem = "The model version's files are not on this installation; its card is not available."
+    except BundleError as err:  # there, but damaged or tampered with: say so, never "not here"
+        bundle_problem = f"The model version's files failed verification, so its card is not shown: {err}"
+    outcomes = recorded.outcome_labels(url)
     sections: list[str] = []
     figures = 0
 
@@ -283,15 +278,17 @@ def batch_report(
         body += f"<p>{esc(card.summary())}</p><h3>Limitations</h3><ul>"
         body += "".join(f"<li>{esc(t)}</li>" for t in card.limitations()) + "</ul>"
     else:
-        body += (
-            "<p>The model version's files are not on this installation (removed or not verifiable); "
-            "its card is not available.</p>"
-        )
+        body += f"<p>{esc(bundle_problem)}</p>"
     sections.append(_section("The model", body, "model"))
 
     # 3. data checks and the estimate
-    stored = record.monitoring_data()
-    if stored.get("check"):
+    stored = {} if record.monitoring_damaged else record.monitoring_data()
+    if record.monitoring_damaged:
+        body = (
+            "<p class='status-fail'>Data checks and estimate: the stored record of them is damaged "
+            "(not valid JSON). It was kept as it is; ask an administrator to restore a backup.</p>"
+        )
+    elif stored.get("check"):
         check = Check.from_dict(stored["check"])
         body = f"<p class='status-{check.status}'>{esc(check.summary())}</p>" + _table(
             check.table(), "Data checks against the training data (status as a word)"

@@ -9,7 +9,8 @@ A row is queued when any of these holds (its ``why`` lists which):
 * **first-time organisation near the line** — its organisation is not in the scoring version's
   training data and its chance is within twice the band;
 * **data-check warning** — it holds a value never seen in the scoring version's training data;
-* **duplicate** — its EIN appears on another row of the batch, or it repeats an earlier row exactly.
+* **duplicate** — its EIN appears on another row of the batch, or it repeats an earlier row in EIN,
+  NAME and the nine fields (``core.record.duplicate_rows``, the Score page's warning too).
 
 Each item is assigned to a person and resolved with approve, decline or keep and a reason; the
 resolution becomes the row's override (``core.storage.resolve_review``).
@@ -17,7 +18,6 @@ resolution becomes the row's override (``core.storage.resolve_review``).
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +25,8 @@ import pandas as pd
 
 from core import storage
 from core.errors import BadRequest
-from core.schema import ID_FIELD, REQUIRED_FIELDS, validate
+from core.record import RecordedBatch, duplicate_rows, load_batch
+from core.schema import ID_FIELD
 
 DEFAULT_BAND = 0.05
 RULES = {
@@ -45,50 +46,41 @@ class QueueResult:
     by_rule: dict[str, int]
 
 
-def decision_line(record: storage.BatchRecord, results: pd.DataFrame) -> float:
+def decision_line(batch: RecordedBatch) -> float:
     """The batch's decision line: its threshold, or (budget) the lowest chance it funded."""
+    record = batch.record
     if record.mode == "threshold" and record.threshold is not None:
         return float(record.threshold)
-    p = results["success_probability"].astype(float)
-    funded = p[results["recommended"].astype(int) == 1]
+    p = batch.probabilities
+    funded = p[batch.recommended]
     return float(funded.min()) if len(funded) else float(p.max())
 
 
 def queue_rows(
-    results: pd.DataFrame,
+    batch: RecordedBatch,
     line: float,
     band: float,
     bundle: object | None,
     challenger: object | None = None,
 ) -> dict[str, np.ndarray]:
-    """Which rows each rule picks (boolean masks over the stored results' rows)."""
-    p = results["success_probability"].astype(float).to_numpy()
-    rec = results["recommended"].astype(int).to_numpy() == 1
+    """Which rows each rule picks (boolean masks over the batch's rows). Values are judged as
+    validation normalised them when the file was scored (``t3`` is ``T3``)."""
+    p = batch.probabilities
+    rec = batch.recommended
     picks = {"near": np.abs(p - line) <= band}
-    report = validate(results[[c for c in results.columns if c in (*REQUIRED_FIELDS, "NAME")]].copy())
-    accepted = np.zeros(len(results), dtype=bool)
-    accepted[report.accepted.index.to_numpy()] = True
-    features = report.accepted
+    features = batch.features
+    where = features.index.to_numpy()
     if challenger is not None and len(features):
-        theirs = np.zeros(len(results), dtype=bool)
-        theirs[report.accepted.index.to_numpy()] = challenger.predict_proba(features) >= line
-        picks["challenger"] = accepted & (theirs != rec)
+        theirs = np.zeros(batch.n, dtype=bool)
+        theirs[where] = challenger.predict_proba(features) >= line
+        picks["challenger"] = batch.valid & (theirs != rec)
     if bundle is not None and len(features):
-        first = np.zeros(len(results), dtype=bool)
-        first[report.accepted.index.to_numpy()] = ~bundle.is_seen(features)
+        first = np.zeros(batch.n, dtype=bool)
+        first[where] = ~bundle.is_seen(features)
         picks["first_time"] = first & (np.abs(p - line) <= 2 * band)
-        unseen = np.zeros(len(results), dtype=bool)
-        for name, known in bundle.known_values.items():
-            if name in results:
-                unseen |= ~results[name].astype(str).str.strip().isin({str(v) for v in known}).to_numpy()
-        picks["unseen"] = unseen
-    dup = np.zeros(len(results), dtype=bool)
-    if ID_FIELD in results:
-        ein = results[ID_FIELD].astype(str).str.strip()
-        dup |= (ein.duplicated(keep=False) & (ein != "")).to_numpy()
-    inputs = results[[c for c in results.columns if c in (ID_FIELD, "NAME", *REQUIRED_FIELDS)]]
-    dup |= inputs.astype(str).duplicated(keep="first").to_numpy()
-    picks["duplicate"] = dup
+        picks["unseen"] = batch.unseen_values(bundle.known_values)
+    repeated, identical = duplicate_rows(batch.rows)
+    picks["duplicate"] = repeated | identical
     return picks
 
 
@@ -102,14 +94,12 @@ def build_queue(
     """Queue a recorded batch's rows that need a human look (rows already queued stay as they are)."""
     if not 0 <= float(band) <= 0.5:
         raise BadRequest("The band around the line is between 0 and 50 points.")
-    record = storage.get_batch(batch_id, url)
-    stored, _ = storage.batch_files(batch_id, url)
-    results = pd.read_csv(io.BytesIO(stored), dtype=str, keep_default_na=False)
-    line = decision_line(record, results)
-    picks = queue_rows(results, line, float(band), bundle, challenger)
-    lines = results["source_line"].astype(int).to_numpy()
+    batch = load_batch(batch_id, url)
+    line = decision_line(batch)
+    picks = queue_rows(batch, line, float(band), bundle, challenger)
+    lines = batch.source_lines
     items = []
-    for i in range(len(results)):
+    for i in range(batch.n):
         why = [RULES[k] for k, mask in picks.items() if mask[i]]
         if why:
             items.append((int(lines[i]), "; ".join(why)))

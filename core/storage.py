@@ -39,6 +39,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -53,12 +54,22 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from core import config
 from core.errors import BadRequest, StorageError
 
 log = logging.getLogger("screening.storage")
+
+
+class AlreadyRecorded(BadRequest):
+    """The same file, model version and rule is already a recorded batch (``batch_id``)."""
+
+    def __init__(self, message: str, batch_id: str) -> None:
+        super().__init__(message)
+        self.batch_id = batch_id
+
+
 metadata = MetaData()
 BACKUP_KEEP = int(os.environ.get("SCREENING_BACKUP_KEEP", "10"))
 CONNECT_TIMEOUT_S = 5
@@ -88,6 +99,18 @@ batches = Table(
     Column("rule_key", String(120)),
     Column("live", Integer),
     Column("monitoring", Text),  # JSON: data checks and the accuracy estimate at scoring time
+    # set by the migration on copies recorded twice before the database enforced "once" (kept, marked)
+    Column("legacy_duplicate", Integer),
+)
+# "once": one batch per file, model version and rule, enforced by the database for every writer
+Index(
+    "uq_batches_once",
+    batches.c.file_sha256,
+    batches.c.version,
+    batches.c.rule_key,
+    unique=True,
+    sqlite_where=batches.c.legacy_duplicate.is_(None),
+    postgresql_where=batches.c.legacy_duplicate.is_(None),
 )
 
 overrides = Table(
@@ -113,6 +136,16 @@ outcomes = Table(
     Column("joined_on", String(16), nullable=False),
     Column("summary", Text, nullable=False),  # JSON: the realized figures (core.monitoring.Realized)
     Column("outcomes_csv", LargeBinary, nullable=False),  # source_line, IS_SUCCESSFUL of matched rows
+    Column("replaced_at", DateTime(timezone=True)),  # set when a later set replaced this one (kept)
+    Column("replaced_by", String(120)),
+)
+# one current outcomes set per batch (replaced sets are kept beside it)
+Index(
+    "uq_outcomes_current",
+    outcomes.c.batch_id,
+    unique=True,
+    sqlite_where=outcomes.c.replaced_at.is_(None),
+    postgresql_where=outcomes.c.replaced_at.is_(None),
 )
 review_items = Table(
     "review_items",
@@ -272,13 +305,51 @@ def _engine(url: str) -> Engine:
 
 
 def _upgrade(engine: Engine) -> None:
-    """Add columns that newer versions of this table have (records made before them keep NULL)."""
-    have = {c["name"] for c in inspect(engine).get_columns("batches")}
+    """Migrate a record made by an earlier version: add the columns newer versions of each table
+    have (older rows keep NULL), then the database's "once" rules. Copies of a batch recorded twice
+    before the database enforced "once" are kept and marked ``legacy_duplicate`` (all but the
+    earliest), so the rule holds for every later write without deleting anything."""
+    inspector = inspect(engine)
     with engine.begin() as conn:
-        for col in batches.c:
-            if col.name not in have:
-                kind = col.type.compile(engine.dialect)
-                conn.execute(text(f'ALTER TABLE batches ADD COLUMN "{col.name}" {kind}'))
+        for table in (batches, outcomes):
+            have = {c["name"] for c in inspector.get_columns(table.name)}
+            for col in table.c:
+                if col.name not in have:
+                    kind = col.type.compile(engine.dialect)
+                    conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {kind}'))
+        indexes = {i["name"] for t in ("batches", "outcomes") for i in inspector.get_indexes(t)}
+        if "uq_batches_once" not in indexes:
+            seen: set[tuple] = set()
+            rows = conn.execute(
+                select(batches.c.id, batches.c.file_sha256, batches.c.version, batches.c.rule_key)
+                .where(batches.c.rule_key.is_not(None), batches.c.legacy_duplicate.is_(None))
+                .order_by(batches.c.created_at, batches.c.id)
+            ).all()
+            for batch_id, *key in rows:
+                if tuple(key) in seen:
+                    conn.execute(batches.update().where(batches.c.id == batch_id).values(legacy_duplicate=1))
+                seen.add(tuple(key))
+            next(i for i in batches.indexes if i.name == "uq_batches_once").create(conn)
+        if "uq_outcomes_current" not in indexes:
+            rows = conn.execute(
+                select(outcomes.c.id, outcomes.c.batch_id, outcomes.c.created_at)
+                .where(outcomes.c.replaced_at.is_(None))
+                .order_by(outcomes.c.id.desc())
+            ).all()
+            current: set[str] = set()
+            for (
+                out_id,
+                batch_id,
+                created,
+            ) in rows:  # the latest set stays current; earlier ones were superseded
+                if batch_id in current:
+                    conn.execute(
+                        outcomes.update()
+                        .where(outcomes.c.id == out_id)
+                        .values(replaced_at=created, replaced_by="(superseded before replacing was explicit)")
+                    )
+                current.add(batch_id)
+            next(i for i in outcomes.indexes if i.name == "uq_outcomes_current").create(conn)
 
 
 def _guard(fn: Callable) -> Callable:
@@ -324,15 +395,38 @@ class BatchRecord:
     rule_key: str | None = None
     live: int | None = None
     monitoring: str | None = None  # JSON: {"check": ..., "estimate": ...} at scoring time
+    legacy_duplicate: int | None = None  # 1: a second copy recorded before "once" was enforced
+
+    @property
+    def monitoring_damaged(self) -> bool:
+        """The stored monitoring JSON is there but unreadable (reported, never read as 'none')."""
+        if not self.monitoring:
+            return False
+        try:
+            return not isinstance(json.loads(self.monitoring), dict)
+        except ValueError:
+            return True
 
     def monitoring_data(self) -> dict:
-        """The stored data checks and estimate ({} for batches recorded before monitoring existed)."""
+        """The stored data checks and estimate ({} for batches recorded before monitoring existed).
+        Raises StorageError when the stored record is damaged."""
         if not self.monitoring:
             return {}
-        try:
-            return json.loads(self.monitoring)
-        except ValueError:
-            return {}
+        if self.monitoring_damaged:
+            log.error("damaged monitoring record in batch %s", self.id)
+            raise StorageError(
+                f"The data checks and estimate stored with batch {self.id} are damaged (not valid JSON). "
+                "The batch and its stored bytes were kept as they are."
+            )
+        return json.loads(self.monitoring)
+
+    def counts(self) -> dict:
+        return {
+            "rows": self.rows,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "warned": self.warned,
+        }
 
     def rule_text(self) -> str:
         if self.mode == "threshold":
@@ -399,22 +493,41 @@ def record_batch(
         "rejects_csv": rejects_csv,
         "monitoring": to_json(monitoring) if monitoring else None,
     }
-    with _record_lock, get_engine(url).begin() as conn:
-        existing = conn.execute(
-            select(batches.c.id, batches.c.created_at).where(
-                batches.c.file_sha256 == file_sha256,
-                batches.c.version == version,
-                batches.c.rule_key == rule.key(),
-            )
-        ).first()
-        if existing is not None:
-            raise BadRequest(
-                f"This file was already recorded with this model version and rule, as batch {existing[0]} "
-                f"({existing[1]:%Y-%m-%d %H:%M}). It was not recorded again."
-            )
-        conn.execute(batches.insert().values(**row))
+    rows, accepted, rejected = row["rows"], row["accepted"], row["rejected"]
+    if rows != accepted + rejected or min(rows, accepted, rejected) < 0:
+        raise ValueError(f"batch counts do not add up: {rows} rows, {accepted} accepted, {rejected} rejected")
+    key = rule.key()
+    engine = get_engine(url)
+    with _record_lock:
+        with engine.connect() as conn:  # the usual case, with no write started
+            _refuse_if_recorded(conn, file_sha256, version, key)
+        try:  # the write alone in its transaction (SQLite: no read snapshot to go stale while waiting)
+            with engine.begin() as conn:
+                conn.execute(batches.insert().values(**row))
+        except IntegrityError:  # another process or server stored it first: the database said "once"
+            with engine.connect() as conn:
+                _refuse_if_recorded(conn, file_sha256, version, key)
+            raise
     maybe_backup(url)
     return batch_id
+
+
+def _refuse_if_recorded(conn, file_sha256: str, version: str, rule_key: str) -> None:
+    existing = conn.execute(
+        select(batches.c.id, batches.c.created_at)
+        .where(
+            batches.c.file_sha256 == file_sha256,
+            batches.c.version == version,
+            batches.c.rule_key == rule_key,
+        )
+        .order_by(batches.c.created_at)
+    ).first()
+    if existing is not None:
+        raise AlreadyRecorded(
+            f"This file was already recorded with this model version and rule, as batch {existing[0]} "
+            f"({existing[1]:%Y-%m-%d %H:%M}). It was not recorded again.",
+            existing[0],
+        )
 
 
 @_guard
@@ -489,25 +602,70 @@ def add_outcomes(
     joined_on: str,
     summary: dict,
     outcomes_csv: bytes,
+    replace: bool = False,
     url: str | None = None,
 ) -> None:
-    """Attach outcomes that arrived for a recorded batch (a later attachment supersedes, both are kept)."""
-    with get_engine(url).begin() as conn:
-        exists = conn.execute(select(func.count()).where(batches.c.id == batch_id)).scalar()
-        if not exists:
-            raise BadRequest(f"No recorded batch {batch_id}.")
-        conn.execute(
-            outcomes.insert().values(
-                batch_id=batch_id,
-                created_at=datetime.now(UTC),
-                user=clean_text(user, 120),
-                file_name=clean_text(file_name or "outcomes.csv", 255) or "outcomes.csv",
-                joined_on=joined_on,
-                summary=to_json(summary),
-                outcomes_csv=outcomes_csv,
+    """Attach outcomes that arrived for a recorded batch. A batch that has outcomes is refused unless
+    ``replace``; the replaced set is kept, marked replaced (when and by whom), never deleted."""
+    now = datetime.now(UTC)
+    who = clean_text(user, 120)
+    try:
+        with get_engine(url).begin() as conn:
+            exists = conn.execute(select(func.count()).where(batches.c.id == batch_id)).scalar()
+            if not exists:
+                raise BadRequest(f"No recorded batch {batch_id}.")
+            current = _current_outcomes(conn, batch_id)
+            if current is not None and not replace:
+                raise _has_outcomes(batch_id, current)
+            if current is not None:
+                conn.execute(
+                    outcomes.update()
+                    .where(outcomes.c.batch_id == batch_id, outcomes.c.replaced_at.is_(None))
+                    .values(replaced_at=now, replaced_by=who)
+                )
+            conn.execute(
+                outcomes.insert().values(
+                    batch_id=batch_id,
+                    created_at=now,
+                    user=who,
+                    file_name=clean_text(file_name or "outcomes.csv", 255) or "outcomes.csv",
+                    joined_on=joined_on,
+                    summary=to_json(summary),
+                    outcomes_csv=outcomes_csv,
+                )
             )
-        )
+    except IntegrityError:  # another writer attached a set at the same moment
+        with get_engine(url).connect() as conn:
+            current = _current_outcomes(conn, batch_id)
+        if current is None:
+            raise
+        raise _has_outcomes(batch_id, current) from None
     maybe_backup(url)
+
+
+@_guard
+def refuse_if_outcomes(batch_id: str, url: str | None = None) -> None:
+    """BadRequest naming the current outcomes set when the batch has one."""
+    with get_engine(url).connect() as conn:
+        current = _current_outcomes(conn, batch_id)
+    if current is not None:
+        raise _has_outcomes(batch_id, current)
+
+
+def _current_outcomes(conn, batch_id: str):
+    return conn.execute(
+        select(outcomes.c.created_at, outcomes.c.user).where(
+            outcomes.c.batch_id == batch_id, outcomes.c.replaced_at.is_(None)
+        )
+    ).first()
+
+
+def _has_outcomes(batch_id: str, current) -> BadRequest:
+    return BadRequest(
+        f"Batch {batch_id} already has outcomes (attached {current[0]:%Y-%m-%d %H:%M} by {current[1]}). "
+        "Nothing was attached. To replace them, attach again with replace (CLI: --replace); the earlier "
+        "set is kept and shown as replaced."
+    )
 
 
 @dataclass
@@ -518,35 +676,52 @@ class OutcomesRecord:
     file_name: str
     joined_on: str
     summary: dict
+    replaced_at: datetime | None = None
+    replaced_by: str | None = None
+
+    @property
+    def replaced(self) -> bool:
+        return self.replaced_at is not None
 
 
-@_guard
-def latest_outcomes(url: str | None = None) -> dict[str, OutcomesRecord]:
-    """The latest outcomes attached to each batch, by batch id."""
-    cols = [c for c in outcomes.c if c.name != "outcomes_csv"]
-    with get_engine(url).connect() as conn:
-        rows = conn.execute(select(*cols).order_by(outcomes.c.id)).mappings().all()
-    found: dict[str, OutcomesRecord] = {}
+def _outcomes_records(conn, where) -> list[OutcomesRecord]:
+    cols = [c for c in outcomes.c if c.name not in ("outcomes_csv", "id")]
+    rows = conn.execute(select(*cols).where(where).order_by(outcomes.c.id)).mappings().all()
+    found = []
     for r in rows:
-        found[r["batch_id"]] = OutcomesRecord(
-            r["batch_id"],
-            r["created_at"],
-            r["user"],
-            r["file_name"],
-            r["joined_on"],
-            json.loads(r["summary"]),
-        )
+        try:
+            summary = json.loads(r["summary"])
+        except ValueError:
+            raise StorageError(
+                f"The outcomes attached to batch {r['batch_id']} on {r['created_at']:%Y-%m-%d %H:%M} are "
+                "damaged (their stored summary is not valid JSON). They were kept as they are."
+            ) from None
+        found.append(OutcomesRecord(**{**dict(r), "summary": summary}))
     return found
 
 
 @_guard
+def latest_outcomes(url: str | None = None) -> dict[str, OutcomesRecord]:
+    """The current (not replaced) outcomes of each batch, by batch id."""
+    with get_engine(url).connect() as conn:
+        return {r.batch_id: r for r in _outcomes_records(conn, outcomes.c.replaced_at.is_(None))}
+
+
+@_guard
+def list_outcomes(batch_id: str, url: str | None = None) -> list[OutcomesRecord]:
+    """Every outcomes set attached to a batch, oldest first, replaced ones included."""
+    with get_engine(url).connect() as conn:
+        return _outcomes_records(conn, outcomes.c.batch_id == batch_id)
+
+
+@_guard
 def outcomes_frame(batch_id: str, url: str | None = None) -> pd.DataFrame | None:
-    """source_line and IS_SUCCESSFUL of the latest outcomes of a batch (None when none arrived)."""
+    """source_line and IS_SUCCESSFUL of the current outcomes of a batch (None when none arrived)."""
     with get_engine(url).connect() as conn:
         blob = conn.execute(
-            select(outcomes.c.outcomes_csv)
-            .where(outcomes.c.batch_id == batch_id)
-            .order_by(outcomes.c.id.desc())
+            select(outcomes.c.outcomes_csv).where(
+                outcomes.c.batch_id == batch_id, outcomes.c.replaced_at.is_(None)
+            )
         ).scalar()
     if blob is None:
         return None
@@ -576,6 +751,8 @@ def add_review_items(batch_id: str, items: list[tuple[int, str]], url: str | Non
         ]  # fmt: skip
         if rows:
             conn.execute(review_items.insert(), rows)
+    if rows:
+        maybe_backup(url)
     return len(rows)
 
 
@@ -610,6 +787,7 @@ def assign_review(item_id: int, assignee: str, url: str | None = None) -> None:
         conn.execute(
             review_items.update().where(review_items.c.id == int(item_id)).values(assigned_to=assignee)
         )
+    maybe_backup(url)
 
 
 @_guard
@@ -685,6 +863,7 @@ def add_override(
                 created_at=datetime.now(UTC),
             )
         )
+    maybe_backup(url)
 
 
 @_guard
@@ -709,11 +888,36 @@ def list_overrides(batch_id: str, url: str | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["row", "decision", "reason", "user", "created_at"])
 
 
+@_guard
+def override_counts(url: str | None = None) -> dict[str, int]:
+    """Overrides made (approve or decline; undos not counted) per batch."""
+    with get_engine(url).connect() as conn:
+        rows = conn.execute(
+            select(overrides.c.batch_id, func.count())
+            .where(overrides.c.decision >= 0)
+            .group_by(overrides.c.batch_id)
+        ).all()
+    return {b: int(n) for b, n in rows}
+
+
+@_guard
+def outcome_counts(url: str | None = None) -> dict[str, int]:
+    """Outcomes sets attached per batch, replaced ones included."""
+    with get_engine(url).connect() as conn:
+        rows = conn.execute(select(outcomes.c.batch_id, func.count()).group_by(outcomes.c.batch_id)).all()
+    return {b: int(n) for b, n in rows}
+
+
+def stored_results(batch_id: str, url: str | None = None) -> pd.DataFrame:
+    """The stored results of a batch as text, every cell as it was written (the one parse of them)."""
+    results, _ = batch_files(batch_id, url)
+    return pd.read_csv(io.BytesIO(results), dtype=str, keep_default_na=False)
+
+
 def results_with_overrides(batch_id: str, url: str | None = None) -> pd.DataFrame:
     """The stored results plus the override columns (the latest override per row wins):
     ``override`` (none/approve/decline), ``final_decision`` (0/1), ``override_reason``, ``_by``, ``_at``."""
-    results, _ = batch_files(batch_id, url)
-    frame = pd.read_csv(io.BytesIO(results), dtype=str, keep_default_na=False)
+    frame = stored_results(batch_id, url)
     key = "source_line" if "source_line" in frame else None
     if key is None:  # recorded before rows carried their source line: address by rank
         frame.insert(0, "row", [str(i) for i in range(1, len(frame) + 1)])

@@ -23,7 +23,7 @@ import streamlit as st
 from core import auth, config, registry
 from core.auth import User
 from core.card import ModelCard
-from core.errors import BundleError, ScreeningError
+from core.errors import BundleError, ScreeningError, StorageError
 from core.text import safe_text
 
 log = logging.getLogger("screening")
@@ -103,7 +103,11 @@ def login_view() -> None:
         )
         submitted = st.form_submit_button("Sign in")
     if submitted:
-        result = auth.sign_in(name, password, accounts, client=_client())
+        try:
+            result = auth.sign_in(name, password, accounts, client=_client())
+        except StorageError as err:  # the lockout record is damaged: nobody is let in on a guess
+            st.error(safe_text(str(err)))
+            return
         if result.user is None:
             st.error(result.message)
         else:

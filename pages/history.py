@@ -7,6 +7,7 @@ import streamlit as st
 
 from core import batch as batches
 from core import plots, storage
+from core import record as record_actions
 from core.errors import ScreeningError, StorageError
 from core.monitoring import Check, Estimate
 from core.scoring import to_csv_bytes
@@ -127,10 +128,15 @@ if current is None:
     st.stop()
 
 # -- monitoring of the chosen batch ------------------------------------------------------------------
-stored = record.monitoring_data()
+stored = {} if record.monitoring_damaged else record.monitoring_data()
 with section("Data checks and accuracy estimate at scoring time", key="history_checks_open") as box:
     if box.open:
-        if stored.get("check"):
+        if record.monitoring_damaged:
+            st.error(
+                "The data checks and estimate stored with this batch are damaged (not valid JSON). "
+                "They were kept as they are; ask an administrator to restore a backup."
+            )
+        elif stored.get("check"):
             data_check_panel(Check.from_dict(stored["check"]), "history_checks")
         else:
             st.info("This batch was recorded before data checks existed.")
@@ -140,7 +146,7 @@ arrived = storage.latest_outcomes().get(batch_id)
 st.subheader("Outcomes")
 outcomes_notice = st.session_state.pop("outcomes_notice", None)
 if outcomes_notice:
-    st.success(outcomes_notice)
+    st.success(safe_text(outcomes_notice))
 if arrived:
     real = arrived.summary
     o1, o2, o3, o4 = st.columns(4)
@@ -164,13 +170,44 @@ if arrived:
         st.dataframe(pd.DataFrame(real["calibration"]), hide_index=True, key="history_calibration")
 else:
     st.caption("No outcomes attached yet.")
+with friendly_errors():
+    outcome_sets = storage.list_outcomes(batch_id)
+    if len(outcome_sets) > 1 or any(o.replaced for o in outcome_sets):
+        st.caption("Every outcomes set attached to this batch; replaced sets are kept.")
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "attached": f"{o.created_at:%Y-%m-%d %H:%M}",
+                        "by": o.user,
+                        "file": o.file_name,
+                        "matched": o.summary.get("n_matched"),
+                        "realized accuracy": o.summary.get("accuracy"),
+                        "status": f"replaced {o.replaced_at:%Y-%m-%d %H:%M} by {o.replaced_by}"
+                        if o.replaced
+                        else "current",
+                    }
+                    for o in outcome_sets
+                ]
+            ),
+            hide_index=True,
+            key="history_outcome_sets",
+        )
 if user.can("override"):
     outcome_file = st.file_uploader(
         "Outcomes file (EIN or source_line, and IS_SUCCESSFUL 0/1)", key="history_outcomes_file"
     )
+    replace = False
+    if arrived:
+        replace = st.checkbox(
+            "Replace the outcomes attached now (they are kept, marked replaced)",
+            key="history_outcomes_replace",
+        )
     if st.button("Attach outcomes", key="history_outcomes_attach", disabled=outcome_file is None):
         with friendly_errors():
-            result = batches.attach_outcomes(batch_id, outcome_file.getvalue(), outcome_file.name, user.name)
+            result = batches.attach_outcomes(
+                batch_id, outcome_file.getvalue(), outcome_file.name, user.name, replace=replace
+            )
             st.session_state["outcomes_notice"] = (
                 f"Outcomes attached: {result.realized.n_matched:,} applicants matched on {result.joined_on}; "
                 f"realized accuracy {result.realized.accuracy:.1%} "
@@ -194,14 +231,19 @@ st.dataframe(current, hide_index=True, key="history_rows")
 
 notice = st.session_state.pop("override_notice", None)
 if notice:
-    st.success(notice)
+    st.success(safe_text(notice))
 if user.can("override"):
     st.subheader("Override a recommendation")
     key_col = "source_line" if "source_line" in current else "row"
     choices = current[key_col].astype(int).tolist()
     names = dict(zip(choices, current.get("NAME", pd.Series([""] * len(current))).astype(str)))
     eins = dict(zip(choices, current.get("EIN", pd.Series([""] * len(current))).astype(str)))
-    with st.form("override_form", clear_on_submit=True):
+    if st.session_state.pop(
+        "override_saved", False
+    ):  # a saved override empties the reason (before the widget)
+        st.session_state["override_reason"] = ""
+    # a refused submit keeps what the person chose: applicant, decision and reason stay as they were
+    with st.form("override_form", clear_on_submit=False):
         row = st.selectbox(
             "Applicant (line in the file · EIN · NAME)",
             choices,
@@ -217,8 +259,8 @@ if user.can("override"):
         submitted = st.form_submit_button("Save override")
     if submitted:
         with friendly_errors():
-            value = {"Approve (fund)": 1, "Decline (do not fund)": 0}.get(decision, -1)
-            storage.add_override(batch_id, int(row), value, reason, user.name)
-            word = {1: "approve", 0: "decline", -1: "undone"}[value]
-            st.session_state["override_notice"] = f"Override saved for line {int(row)}: {word}."
+            word = {"Approve (fund)": "approve", "Decline (do not fund)": "decline"}.get(decision, "undo")
+            done = record_actions.override(batch_id, int(row), word, reason, user.name)
+            st.session_state["override_notice"] = done.sentence()
+            st.session_state["override_saved"] = True
             st.rerun()
