@@ -62,6 +62,7 @@ class ModelCard:
     library_versions: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     final_fit: dict | None = None
+    evaluation: dict = field(default_factory=dict)  # which rows the test figures come from
     intended_use: str = INTENDED_USE
 
     # -- reading ---------------------------------------------------------------------------
@@ -134,11 +135,39 @@ class ModelCard:
     def repeat(self) -> dict:
         return self.test.get("seen_organisations") or {}
 
+    @property
+    def fixed_evaluation(self) -> bool:
+        """Its test figures come from the fixed evaluation rows, which its served network never saw."""
+        return self.evaluation.get("kind") == "fixed-hash"
+
+    def evaluation_text(self) -> str:
+        """Which rows this version's test figures come from, in words."""
+        if self.fixed_evaluation:
+            return str(self.evaluation.get("words") or "the fixed evaluation rows")
+        n = self.test.get("n")
+        rows = f"{n:,} " if n else ""
+        if self.final_fit is not None:
+            return (
+                f"its random test split ({rows}rows) as evaluated before it was refitted on every row: the "
+                "served network has trained on those rows (trained before fixed evaluation rows existed)"
+            )
+        return f"its random test split ({rows}rows), held out from its training"
+
+    def evaluation_short(self) -> str:
+        """A few words for tables: where the test figures come from."""
+        if self.fixed_evaluation:
+            return "fixed evaluation rows, never trained on"
+        if self.final_fit is not None:
+            return "random split, then refitted on it (seen)"
+        return "random test split, never trained on"
+
     def summary(self) -> str:
         """One line for sidebars and listings."""
         acc = self.test_accuracy
         data = "synthetic demo data" if self.synthetic else f"{self.training_data.rows:,} real rows"
-        acc_text = f"test accuracy {acc:.1%}" if acc is not None else "no test accuracy"
+        acc_text = (
+            f"test accuracy {acc:.1%} ({self.evaluation_short()})" if acc is not None else "no test accuracy"
+        )
         return f"{self.label or self.variant}: {acc_text}, trained {self.created[:10]} on {data}"
 
     def limitations(self) -> list[str]:
@@ -208,7 +237,9 @@ class ModelCard:
             f"- Rows: {td.rows:,} ({td.rejected_rows:,} invalid rows left out)",
             f"- Split: {', '.join(f'{k} {v}' for k, v in self.splits.items())}",
             "",
-            "## Metrics (held-out test split)",
+            "## Metrics",
+            "",
+            f"Measured on {self.evaluation_text()}.",
             "",
             "| rows | accuracy | ROC AUC | log loss | ECE |",
             "|---|---|---|---|---|",

@@ -269,6 +269,39 @@ def cmd_override(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Two versions on the same labelled rows (default: rows neither served network trained on)."""
+    from core.evaluation import compare_versions
+    from core.registry import load_bundle
+
+    if args.version_a == args.version_b:
+        raise UserError("give two different versions")
+    a = load_bundle(_models_dir(args), args.version_a)
+    b = load_bundle(_models_dir(args), args.version_b)
+    rows, on = None, None
+    if args.input:
+        from core.reading import read_table
+        from core.schema import TARGET, validate
+
+        path = _input(args)
+        report = validate(read_table(path.read_bytes()), need_target=True)
+        if report.n_accepted == 0:
+            raise UserError(f"{path.name} has no valid rows with IS_SUCCESSFUL 0 or 1")
+        if report.accepted[TARGET].nunique() < 2:
+            raise UserError(f"{path.name} needs both outcomes (IS_SUCCESSFUL 0 and 1) to compare on")
+        rows = report.accepted.reset_index(drop=True)
+        on = f"the {len(rows):,} valid labelled rows of {path.name} ({report.n_rejected:,} rows rejected)"
+    result = compare_versions(a, b, rows, on)
+    out = {k: result[k] for k in ("rows", "on", "a", "b", "mcnemar_p")}
+    _write_json(args.json, out)
+    print(
+        f"{out['rows']:,} rows ({out['on']}): {a.version} accuracy {out['a']['accuracy']:.4f}, "
+        f"{b.version} accuracy {out['b']['accuracy']:.4f}, McNemar p = {out['mcnemar_p']:.3g}",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def cmd_groups(args: argparse.Namespace) -> int:
     """Group rates of the decision on a file, and (with labels) the model's weak spots."""
     from core.batch import decide, groups_of, score_upload
@@ -627,6 +660,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     models_opt(p)
     p.set_defaults(func=cmd_history)
+
+    p = sub.add_parser("compare", help="two model versions on the same labelled rows (JSON)")
+    p.add_argument("version_a")
+    p.add_argument("version_b")
+    p.add_argument("--input", help="a labelled CSV (default: rows neither served network trained on)")
+    p.add_argument("--json", required=True, help="write the result here")
+    models_opt(p)
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("override", help="change one applicant's decision in a recorded batch, with a reason")
     p.add_argument("--batch", required=True)

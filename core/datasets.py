@@ -16,6 +16,17 @@ from core.schema import TARGET, ValidationReport, validate
 from core.synthetic import generate
 
 SYNTHETIC_ROWS = 8000
+# The fixed evaluation rows: every version of every variant holds out the same rows of any history
+# (a stable hash of the row's EIN, its id; of its cells when it has none), and no served network
+# trains on them, so two versions are compared on rows neither has seen.
+EVALUATION_SHARE = 0.2
+EVALUATION_SALT = "alphabet-soup-screening/evaluation-rows/v1"
+EVALUATION_RULE = {
+    "kind": "fixed-hash",
+    "key": "EIN (the row's cells when EIN is blank)",
+    "share": EVALUATION_SHARE,
+    "salt": EVALUATION_SALT,
+}
 MIN_TRAINING_ROWS = 50
 
 
@@ -62,6 +73,46 @@ class Splits:
     val: np.ndarray
     test: np.ndarray
     kind: str = "random"
+
+
+def evaluation_mask(frame: pd.DataFrame) -> np.ndarray:
+    """Which rows of a history are evaluation rows (the same rows whatever the file, seed or version)."""
+    if "EIN" in frame:
+        keys = frame["EIN"].astype(str).str.strip().to_numpy(dtype=object)
+    else:
+        keys = np.full(len(frame), "", dtype=object)
+    blank = np.flatnonzero(keys == "")
+    if len(blank):
+        cells = frame.iloc[blank].drop(columns=[TARGET], errors="ignore").astype(str)
+        keys[blank] = ("cells:" + cells.agg("|".join, axis=1)).to_numpy()
+    cut = int(EVALUATION_SHARE * 2**64)
+    return np.fromiter(
+        (
+            int.from_bytes(hashlib.sha256(f"{EVALUATION_SALT}|{k}".encode()).digest()[:8], "big") < cut
+            for k in keys
+        ),
+        dtype=bool,
+        count=len(keys),
+    )
+
+
+def evaluation_words(rows: int, total: int) -> str:
+    """Which rows a version's test figures come from, in words (card, pages, report, CLI)."""
+    return (
+        f"the {rows:,} fixed evaluation rows of its {total:,}-row history (rows whose EIN falls in the "
+        f"{EVALUATION_SHARE:.0%} evaluation share; the same rows for every version); the served network "
+        "never trained on them"
+    )
+
+
+def fixed_splits(frame: pd.DataFrame, seed: int = 0, val_size: float = 0.2) -> Splits:
+    """Test = the fixed evaluation rows; the rest split (stratified, seeded) into train and validation."""
+    y = frame[TARGET].to_numpy()
+    test = np.flatnonzero(evaluation_mask(frame))
+    rest = np.flatnonzero(~evaluation_mask(frame))
+    strat = y[rest] if np.bincount(y[rest].astype(int)).min() >= 2 else None
+    train, val = train_test_split(rest, test_size=val_size, random_state=seed + 1, stratify=strat)
+    return Splits(np.sort(train), np.sort(val), test, "fixed-hash")
 
 
 def split_rows(

@@ -235,6 +235,7 @@ def summary_row(label: str, card: object, test: dict | None = None) -> dict:
         "parameters": card.parameters or None,
         "epochs": card.epochs_run,
         "train_seconds": card.train_seconds,
+        "test_figures_from": card.evaluation_short(),
     }
 
 
@@ -245,32 +246,76 @@ def comparison_table(cards: dict, tests: dict | None = None) -> pd.DataFrame:
     return pd.DataFrame([summary_row(label, c, tests.get(label)) for label, c in cards.items()])
 
 
-def head_to_head(candidate: object, live: object) -> list[dict]:
-    """A candidate version beside the live one on the same held-out rows: the candidate's test split
-    and, when the live version was tested on another file, the live version's test split too.
-
-    Each entry: the split's name plus ``compare_pair``'s result (A = candidate, B = live) and both
-    versions' accuracy and ROC AUC on those rows.
-    """
+def unseen_rows(a: object, b: object) -> tuple[pd.DataFrame, str]:
+    """Labelled rows that neither version's served network trained on, and which rows they are in
+    words: the fixed evaluation rows of their histories (the same rows for both). Raises BadRequest
+    when either version predates fixed evaluation rows (its served network may have seen any row)."""
+    from core.errors import BadRequest
     from core.schema import TARGET
 
-    splits = [("the candidate's test split", candidate)]
-    if live.card.training_data.sha256 != candidate.card.training_data.sha256:
-        splits.append(("the live model's test split", live))
-    out = []
-    for label, owner in splits:
-        rows = owner.test_predictions()
-        features = rows.drop(
-            columns=["row", "success_probability", "seen_organisation", TARGET], errors="ignore"
+    old = [v.card.version for v in (a, b) if not v.card.fixed_evaluation]
+    if old:
+        raise BadRequest(
+            f"{', '.join(old)} was trained before fixed evaluation rows existed; its served network may "
+            "have trained on any row of its history. Compare on a labelled file it never saw (--input)."
         )
-        pa = rows.assign(success_probability=candidate.predict_proba(features))
-        pb = rows.assign(success_probability=live.predict_proba(features))
-        y = rows[TARGET].to_numpy()
-        result = compare_pair("candidate", pa, "live", pb, candidate.threshold)
-        result["split"] = label
-        result["candidate"] = classification_metrics(
-            y, pa["success_probability"].to_numpy(), candidate.threshold
+    parts = [a.test_predictions()]
+    if b.card.training_data.sha256 != a.card.training_data.sha256:
+        parts.append(b.test_predictions())
+    rows = pd.concat(parts, ignore_index=True)
+    features = rows.drop(columns=["row", "success_probability", "seen_organisation"], errors="ignore")
+    rows = rows.loc[~features.astype(str).duplicated()].reset_index(drop=True)
+    if len(parts) == 1:
+        on = (
+            f"the {len(rows):,} fixed evaluation rows of their {a.card.training_data.rows:,}-row history "
+            "(rows whose EIN falls in the 20% evaluation share, the same rows for every version); "
+            "neither version's served network trained on them"
         )
-        result["live"] = classification_metrics(y, pb["success_probability"].to_numpy(), live.threshold)
-        out.append(result)
-    return out
+    else:
+        on = (
+            f"the fixed evaluation rows of both versions' histories ({len(rows):,} rows, duplicates "
+            "dropped); neither version's served network trained on them"
+        )
+    rows[TARGET] = rows[TARGET].astype(int)
+    return rows, on
+
+
+def compare_versions(a: object, b: object, rows: pd.DataFrame | None = None, on: str | None = None) -> dict:
+    """Two versions on the same labelled rows: accuracy and ROC AUC each (at its own threshold) and
+    McNemar's exact p. ``rows`` None: rows neither served network trained on (``unseen_rows``)."""
+    from core.schema import TARGET
+
+    if rows is None:
+        rows, on = unseen_rows(a, b)
+    features = rows.drop(columns=["row", "success_probability", "seen_organisation", TARGET], errors="ignore")
+    y = rows[TARGET].to_numpy().astype(int)
+    pa, pb = a.predict_proba(features), b.predict_proba(features)
+    ma = classification_metrics(y, pa, a.threshold)
+    mb = classification_metrics(y, pb, b.threshold)
+    test = mcnemar(y, (pa >= a.threshold).astype(int), (pb >= b.threshold).astype(int))
+    return {
+        "rows": len(y),
+        "on": on or "the labelled rows given",
+        "a": {"version": a.version, "accuracy": ma["accuracy"], "roc_auc": ma["roc_auc"]},
+        "b": {"version": b.version, "accuracy": mb["accuracy"], "roc_auc": mb["roc_auc"]},
+        "mcnemar_p": test["p_value"],
+        "mcnemar": test,
+    }
+
+
+def head_to_head(candidate: object, live: object) -> list[dict]:
+    """A candidate version beside the live one on the same rows, rows neither served network trained
+    on (``unseen_rows``). Each entry: ``split`` (the rows in words) plus ``compare_pair``'s result
+    (A = candidate, B = live) and both versions' accuracy and ROC AUC on those rows."""
+    from core.schema import TARGET
+
+    rows, on = unseen_rows(candidate, live)
+    features = rows.drop(columns=["row", "success_probability", "seen_organisation", TARGET], errors="ignore")
+    pa = rows.assign(success_probability=candidate.predict_proba(features))
+    pb = rows.assign(success_probability=live.predict_proba(features))
+    y = rows[TARGET].to_numpy()
+    result = compare_pair("candidate", pa, "live", pb, candidate.threshold)
+    result["split"] = on
+    result["candidate"] = classification_metrics(y, pa["success_probability"].to_numpy(), candidate.threshold)
+    result["live"] = classification_metrics(y, pb["success_probability"].to_numpy(), live.threshold)
+    return [result]

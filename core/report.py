@@ -499,7 +499,7 @@ def card_html(card: object) -> str:
             )
     metrics = _table(
         pd.DataFrame(rows),
-        "Held-out test split",
+        f"Measured on {card.evaluation_text()}",
         {k: lambda v: f"{v:.4f}" for k in ("accuracy", "roc_auc", "log_loss", "ece")},
     )
     curves = card.test.get("curves", {})

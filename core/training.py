@@ -216,11 +216,10 @@ def fit_variant(
 def refit_full(
     trained: TrainedModel, frame: pd.DataFrame, seed: int = 0, progress: Progress | None = None
 ) -> TrainedModel:
-    """Refit a variant on every row for the evaluated best epoch count, same temperature.
-
-    The evaluation numbers stay those of the held-out test split; this only lets the
-    served model learn from the rows that evaluation had to hold back.
-    """
+    """Refit a variant on ``frame`` (every row but the fixed evaluation rows: training and
+    validation) for the evaluated best epoch count, same temperature. The served network then
+    learns from the validation rows too, and its own test figures are measured on the evaluation
+    rows, which it never sees."""
     spec = dataclasses.replace(trained.spec, early_stopping=False, calibrate=False, epochs=trained.best_epoch)
     final = fit_variant(spec, frame, None, seed, progress)
     apply_temperature(final.model, trained.temperature)

@@ -50,7 +50,7 @@ class VariantSpec:
     early_stopping: bool = True
     patience: int = 10
     calibrate: bool = False  # temperature-scale the output on the validation split
-    # After evaluation, refit on every row (train + validation + test) for the best epoch
+    # After evaluation, refit on train + validation (never the evaluation rows) for the best epoch
     # count found, keeping the temperature: more organisations seen, same recipe.
     refit_full: bool = False
 
@@ -95,7 +95,7 @@ VARIANTS: dict[str, VariantSpec] = {
             "Words of the organisation NAME, its out-of-fold success record and that of its "
             "name family (chapters of one body), log ASK_AMT; "
             "Dense(64, relu) → Dropout → Dense(32, relu) → Dense(1, sigmoid), L2, "
-            "early stopping, temperature-calibrated; refitted on all rows after evaluation.",
+            "early stopping, temperature-calibrated; refitted on every row but the fixed evaluation rows.",
             encoder=TUNED_ENCODER,
             scale="numeric",
             hidden=((64, "relu"), (32, "relu")),

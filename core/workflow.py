@@ -16,7 +16,7 @@ import pandas as pd
 
 from core import config
 from core.card import ModelCard
-from core.datasets import TrainingData, load_training_data
+from core.datasets import EVALUATION_RULE, TrainingData, evaluation_words, fixed_splits, load_training_data
 from core.evaluation import evaluate_grouped, evaluate_predictions
 from core.features import known_names, seen_mask
 from core.monitoring import build_reference
@@ -29,7 +29,6 @@ from core.training import (
     fit_variant,
     predict_proba,
     refit_full,
-    split_rows,
 )
 from core.variants import VARIANTS, get_variant
 
@@ -69,20 +68,20 @@ def train_variants(
     names = variants or list(VARIANTS)
     specs = [get_variant(n) for n in names]
     frame = data.frame
-    y = frame[TARGET].to_numpy()
-    splits = split_rows(y, seed)
+    splits = fixed_splits(frame, seed)
     train, val, test = (frame.iloc[s] for s in (splits.train, splits.val, splits.test))
+    learnable = frame.iloc[np.sort(np.concatenate([splits.train, splits.val]))]
     results: dict[str, dict] = {}
     for spec in specs:
         trained = fit_variant(spec, train, val, seed, progress, epochs=max_epochs)
-        meta, test_frame = _describe(trained, data, train, val, test, seed)
-        fitted_on = train
+        fitted_on, evaluated = train, trained
+        if spec.refit_full:  # every row but the evaluation rows: those stay unseen by the served network
+            trained = refit_full(trained, learnable, seed)
+            fitted_on = learnable
+        meta, test_frame = _describe(trained, data, train, val, test, seed, fitted_on, evaluated)
         if spec.refit_full:
-            trained = refit_full(trained, frame, seed)
             meta["final_fit"] = trained.extra["final_fit"]
             meta["train_seconds"] = round(trained.seconds, 2)
-            meta.update(_model_facts(trained))
-            fitted_on = frame
         if grouped:
             meta["metrics"]["grouped"] = evaluate_grouped(spec.name, frame, seed)
         reference = build_reference(
@@ -129,11 +128,17 @@ def _describe(
     val: pd.DataFrame,
     test: pd.DataFrame,
     seed: int,
+    fitted_on: pd.DataFrame,
+    evaluated: TrainedModel,
 ) -> tuple[dict, pd.DataFrame]:
+    """The card's facts of the network that will be served (``trained``, fitted on ``fitted_on``):
+    test figures are its own predictions on the evaluation rows, which it never trained on.
+    Validation figures are those of ``evaluated``, the network early stopping watched (a refitted
+    network has trained on the validation rows)."""
     spec = trained.spec
-    p_val = predict_proba(trained.pipeline, trained.model, val)
+    p_val = predict_proba(evaluated.pipeline, evaluated.model, val)
     p_test = predict_proba(trained.pipeline, trained.model, test)
-    seen = seen_mask(test, known_names(train))
+    seen = seen_mask(test, known_names(fitted_on))
     threshold = 0.5
     created = datetime.now(UTC)
     meta = {
@@ -150,7 +155,13 @@ def _describe(
             "rows": len(data.frame),
             "rejected_rows": data.report.n_rejected,
         },
-        "splits": {"train": len(train), "validation": len(val), "test": len(test), "kind": "random"},
+        "splits": {"train": len(train), "validation": len(val), "test": len(test), "kind": "fixed-hash"},
+        "evaluation": {
+            **EVALUATION_RULE,
+            "rows": len(test),
+            "served_trained_on": len(fitted_on),
+            "words": evaluation_words(len(test), len(data.frame)),
+        },
         **_model_facts(trained),
         "uses_name": spec.uses_name,
         "threshold": threshold,

@@ -61,8 +61,12 @@ if cohort is not None:
         st.warning("The cohort has no test rows for at least one version; showing every test row instead.")
         cohort, cohort_tests = None, {}
 table = evaluation.comparison_table({v: cards[v] for v in chosen}, cohort_tests)
-metric_cols = [c for c in table.columns if c not in ("version", "variant", "data") and table[c].notna().any()]
-table = table[["version", "variant", "data", *metric_cols]]
+metric_cols = [
+    c
+    for c in table.columns
+    if c not in ("version", "variant", "data", "test_figures_from") and table[c].notna().any()
+]
+table = table[["version", "variant", "data", "test_figures_from", *metric_cols]]
 higher = [c for c in metric_cols if c not in LOWER_IS_BETTER]
 lower = [c for c in metric_cols if c in LOWER_IS_BETTER]
 styled = (
@@ -71,8 +75,11 @@ styled = (
     .format(precision=4, na_rep="–")
 )
 st.caption(
-    "Held-out test split of each version's training file (20%, never used for any choice). "
-    "new_org_accuracy: test rows whose organisation was not in training. grouped_*: a split by "
+    "Test figures: each version's own served network on the fixed evaluation rows of its history "
+    "(20% of the rows, chosen by a stable hash of EIN: the same rows for every version, never trained "
+    "on and never used for any choice). Versions trained before fixed evaluation rows existed say so in "
+    "'test figures from'. new_org_accuracy: test rows whose organisation was not in training. "
+    "grouped_*: a split by "
     "organisation NAME (no organisation on both sides), where trained with --grouped. "
     "Best per column is shaded."
 )
@@ -184,7 +191,8 @@ with friendly_errors():
     q2.metric("95% bootstrap interval", f"{boot['ci_low']:+.2%} to {boot['ci_high']:+.2%}")
     q3.metric("McNemar p-value", f"{mc['p_value']:.3g}")
     st.caption(
-        f"On the {pair['n']:,} test rows, only A is right on {mc['only_a_right']:,} and only B on "
+        f"On the {pair['n']:,} fixed evaluation rows (both versions scoring the same rows), "
+        f"only A is right on {mc['only_a_right']:,} and only B on "
         f"{mc['only_b_right']:,}. A p-value under 0.05 means the difference is unlikely to be chance."
     )
     st.markdown(f"**Applicants they disagree on** ({len(pair['disagreements']):,})")

@@ -32,6 +32,7 @@ listing = pd.DataFrame(
             "test accuracy": c.test_accuracy,
             "ROC AUC": c.test.get("roc_auc"),
             "first-time accuracy": c.first_time.get("accuracy"),
+            "test figures from": c.evaluation_short(),
         }
         for c in cards.values()
     ]
@@ -92,21 +93,17 @@ if live in cards and candidate != live:
     with friendly_errors():
         results = evaluation.head_to_head(get_bundle(candidate), get_bundle(live))
         for res in results:
-            st.markdown(f"**On {res['split']}** ({res['n']:,} rows)")
+            st.markdown(
+                safe_text(f"On {res['split']} ({res['n']:,} rows), both versions scoring the same rows:")
+            )
             m1, m2, m3, m4 = st.columns(4)
             m1.metric("Candidate accuracy", f"{res['candidate']['accuracy']:.1%}")
             m2.metric("Live accuracy", f"{res['live']['accuracy']:.1%}")
             boot = res["bootstrap"]
             m3.metric("Difference, 95% interval", f"{boot['ci_low']:+.1%} to {boot['ci_high']:+.1%}")
             m4.metric("McNemar p-value", f"{res['mcnemar']['p_value']:.3g}")
-            st.caption(
-                f"They disagree on {len(res['disagreements']):,} applicants. "
-                "Rows the live model was trained on "
-                "can flatter it when its training file differs from the candidate's."
-            )
-            st.dataframe(
-                res["disagreements"].head(500), hide_index=True, key=f"models_disagree_{res['split']}"
-            )
+            st.caption(f"They disagree on {len(res['disagreements']):,} applicants.")
+            st.dataframe(res["disagreements"].head(500), hide_index=True, key="models_disagree")
 
 if user.can("promote"):
     st.subheader("Promote or roll back")
