@@ -75,6 +75,7 @@ class ScoredBatch:
     reasons: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=object))
     check: monitoring.Check | None = None  # data checks against the model's reference (None: no reference)
     first_time: np.ndarray | None = None  # organisation absent from the model's training data, per row
+    calibration: monitoring.EstimateCalibration | None = None  # the scoring version's, for estimates
     explain_seconds: float = 0.0  # time spent explaining this batch's rows so far...
     explained: int = 0  # ...and how many rows that was (the estimate before explaining the rest)
 
@@ -206,6 +207,7 @@ def score_upload(
         reasons=np.full(len(feats), "", dtype=object),
         check=monitoring.check_bundle_profile(bundle, profile) if profile is not None else None,
         first_time=np.concatenate(first),
+        calibration=profile.reference.calibration() if profile is not None else None,
     )
     del reports, inputs, features, lines, probs
     release_memory()
@@ -256,7 +258,7 @@ def groups_of(
 
 def estimate(batch: ScoredBatch, selection: decisions.Selection) -> monitoring.Estimate:
     """Expected accuracy and successes of the decision (CBPE from the calibrated chances)."""
-    return monitoring.estimate(batch.probabilities, selection.mask)
+    return monitoring.estimate(batch.probabilities, selection.mask, batch.first_time, batch.calibration)
 
 
 def monitoring_record(check: monitoring.Check | None, est: monitoring.Estimate) -> dict:
@@ -516,7 +518,8 @@ def score_file(
     tmp_rej = _atomic_target(rej_path) if rej_path else None
     kept = pd.DataFrame()  # features of the rows that may get reasons (bounded: see _keep)
     total = accepted = rejected = warned = recommended = position = 0
-    profile, sums = monitoring.new_profile(bundle), monitoring.EstimateSums()
+    profile = monitoring.new_profile(bundle)
+    sums = monitoring.EstimateSums(profile.reference.calibration() if profile is not None else None)
     try:
         with open(tmp_out, "w", newline="", encoding="utf-8") as out_fh, (
             open(tmp_rej, "w", newline="", encoding="utf-8") if tmp_rej else contextlib.nullcontext()
@@ -524,8 +527,8 @@ def score_file(
             first = True
             for line, chunk in iter_chunks(source, chunksize):
                 report, inputs, lines, probs = _scored_chunk(bundle, chunk, line)
-                _profile_chunk(bundle, profile, report, probs)
-                sums.add(probs, probs >= threshold)
+                first_time = _profile_chunk(bundle, profile, report, probs)
+                sums.add(probs, probs >= threshold, first_time)
                 blank = np.full(len(probs), "", object)
                 frame = _results(
                     inputs, lines, probs, probs >= threshold, blank, bundle.threshold, bundle.version

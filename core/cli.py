@@ -198,7 +198,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"Model version {bundle.version} has no reference profile (its training data is not available "
             "here), so the batch cannot be checked."
         )
-    est = estimate(batch.probabilities, batch.probabilities >= threshold)
+    est = estimate(batch.probabilities, batch.probabilities >= threshold, batch.first_time, batch.calibration)
     out = {
         **batch.check.to_dict(),
         "threshold": threshold,

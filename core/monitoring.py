@@ -15,10 +15,14 @@ on it, and how accurate was it once outcomes arrived.
   Bonferroni correction over all tests (p < 0.01 / number of tests) and large (PSI >= 0.10); it
   **warns** when it is significant at 0.05 / number of tests, or when 1% or more of the rows hold
   values never seen in training. Measured false alarms: ``bench/monitoring.py``.
-* :func:`estimate` — confidence-based performance estimation (CBPE): with calibrated chances ``p``, a
-  recommended row is right with probability ``p`` and a declined one with ``1 - p``; the expected
-  accuracy is their mean, with a 90% interval from the variance of that sum of Bernoulli variables.
-  It assumes the relation between fields and outcomes has not changed since training.
+* :func:`estimate` — confidence-based performance estimation (CBPE): with calibrated chances ``q``, a
+  recommended row is right with probability ``q`` and a declined one with ``1 - q``; the expected
+  accuracy is their mean. ``q`` is the scoring network's chance recalibrated per segment (first-time
+  and repeat organisations) and chance decile on the fixed evaluation rows, which that network never
+  trained on (:class:`EstimateCalibration`, stored in the reference). The 90% interval adds the
+  calibration's own uncertainty (each bin's success rate rests on a finite number of rows) to the
+  variance of the sum of Bernoulli variables. Evidence: ``bench/monitoring.py``. It assumes the
+  relation between fields and outcomes has not changed since training.
 * :func:`realized` — the same figures measured on outcomes that arrived later.
 """
 
@@ -80,6 +84,12 @@ class Reference:
     first_time_share: float | None  # expected share of first-time organisations (leave-one-out)
     rejected_share: float = 0.0
     basis: str = "stored at training"
+    # the served network's chances against outcomes on rows it never trained on, per segment
+    # (EstimateCalibration.to_dict); None for versions saved before it existed
+    estimate_calibration: dict | None = None
+
+    def calibration(self) -> EstimateCalibration | None:
+        return EstimateCalibration.from_dict(self.estimate_calibration) if self.estimate_calibration else None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True)
@@ -138,6 +148,7 @@ def build_reference(
     rejected_share: float = 0.0,
     basis: str = "stored at training",
     test_seen: np.ndarray | None = None,
+    test_outcomes: np.ndarray | None = None,
 ) -> Reference:
     """The reference profile of a model: its training rows (validated, typed) and test-split chances.
 
@@ -185,6 +196,11 @@ def build_reference(
         first_time_share=first_time,
         rejected_share=float(rejected_share),
         basis=basis,
+        estimate_calibration=(
+            EstimateCalibration.fit(probs, np.asarray(test_outcomes), test_seen).to_dict()
+            if test_outcomes is not None and test_seen is not None and len(probs)
+            else None
+        ),
     )
 
 
@@ -640,13 +656,14 @@ class Estimate:
     expected_successes: float
     expected_successes_recommended: float
     expected_precision: float | None
+    calibrated: bool = False  # recalibrated per segment on rows the scoring network never saw
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> Estimate:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
     def sentence(self) -> str:
         if not self.n:
@@ -662,20 +679,94 @@ class Estimate:
         return text
 
 
+SEGMENTS = ("repeat", "first")  # repeat organisations, first-time organisations
+CALIBRATION_BINS = 10
+CALIBRATION_PRIOR = 20.0  # pseudo-rows pulling a bin's correction towards none
+
+
+@dataclass(frozen=True)
+class EstimateCalibration:
+    """How often applicants succeeded at each chance, per segment, on the fixed evaluation rows, as
+    scored by the network that scores batches (it never trained on them).
+
+    Per segment and chance bin (deciles of the evaluation rows' chances): rows, successes and the sum
+    of chances. A chance ``p`` in bin ``b`` becomes ``p + (successes_b - chances_b) / (rows_b + k)``
+    (``k`` = CALIBRATION_PRIOR pulls thin bins towards no correction), and each bin's correction has
+    variance ``q(1 - q) / (rows_b + k)``, which widens the interval of a decision's estimate.
+    """
+
+    edges: list[float]
+    rows: dict[str, list[int]]
+    successes: dict[str, list[int]]
+    chances: dict[str, list[float]]
+
+    @classmethod
+    def fit(cls, p: np.ndarray, y: np.ndarray, seen: np.ndarray) -> EstimateCalibration:
+        p, y, seen = np.asarray(p, float), np.asarray(y, int), np.asarray(seen, bool)
+        qs = [i / CALIBRATION_BINS for i in range(1, CALIBRATION_BINS)]
+        edges = sorted(set(map(float, np.quantile(p, qs))))
+        bins = _prob_bins(edges, p)
+        size = len(edges) + 1
+        rows, succ, chances = {}, {}, {}
+        for seg, mask in (("repeat", seen), ("first", ~seen)):
+            rows[seg] = np.bincount(bins[mask], minlength=size).tolist()
+            succ[seg] = np.bincount(bins[mask], weights=y[mask], minlength=size).astype(int).tolist()
+            chances[seg] = [
+                round(float(v), 6) for v in np.bincount(bins[mask], weights=p[mask], minlength=size)
+            ]
+        return cls(edges, rows, succ, chances)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> EstimateCalibration:
+        return cls(data["edges"], data["rows"], data["successes"], data["chances"])
+
+    def correction(self) -> tuple[np.ndarray, np.ndarray]:
+        """(2 x bins) additive correction and its variance; row 0 repeat, row 1 first-time."""
+        n = np.array([self.rows[s] for s in SEGMENTS], dtype=float)
+        k = np.array([self.successes[s] for s in SEGMENTS], dtype=float)
+        c = np.array([self.chances[s] for s in SEGMENTS], dtype=float)
+        shift = (k - c) / (n + CALIBRATION_PRIOR)
+        rate = np.clip(np.where(n > 0, k / np.maximum(n, 1), 0.5), 0.02, 0.98)
+        return shift, rate * (1 - rate) / (n + CALIBRATION_PRIOR)
+
+    def apply(self, p: np.ndarray, first_time: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Calibrated chances, and each row's (segment, bin) cell index for the interval."""
+        shift, _ = self.correction()
+        bins = _prob_bins(self.edges, p)
+        seg = np.asarray(first_time, dtype=bool).astype(int)
+        q = np.clip(p + shift[seg, bins], 0.0, 1.0)
+        return q, seg, bins
+
+
 @dataclass
 class EstimateSums:
-    """Additive sums behind :func:`estimate` (the CLI adds chunk after chunk)."""
+    """Additive sums behind :func:`estimate` (the CLI adds chunk after chunk). With a calibration the
+    chances are first recalibrated per segment and the interval includes the calibration's own
+    uncertainty; without one (versions saved before it existed) they are taken as they are."""
 
+    calibration: EstimateCalibration | None = None
     n: int = 0
     recommended: int = 0
     right: float = 0.0
     variance: float = 0.0
     successes: float = 0.0
     successes_recommended: float = 0.0
+    lean: np.ndarray | None = None  # per (segment, bin): recommended minus declined rows
 
-    def add(self, probabilities: np.ndarray, recommended: np.ndarray) -> None:
+    def add(
+        self, probabilities: np.ndarray, recommended: np.ndarray, first_time: np.ndarray | None = None
+    ) -> None:
         p = np.asarray(probabilities, dtype=float)
         rec = np.asarray(recommended, dtype=bool)
+        if self.calibration is not None and len(p):
+            first = np.zeros(len(p), bool) if first_time is None else np.asarray(first_time, bool)
+            p, seg, bins = self.calibration.apply(p, first)
+            if self.lean is None:
+                self.lean = np.zeros((len(SEGMENTS), len(self.calibration.edges) + 1))
+            np.add.at(self.lean, (seg, bins), np.where(rec, 1.0, -1.0))
         right = np.where(rec, p, 1 - p)
         self.n += len(p)
         self.recommended += int(rec.sum())
@@ -687,9 +778,13 @@ class EstimateSums:
     def result(self) -> Estimate:
         n = self.n
         if n == 0:
-            return Estimate(0, 0, math.nan, math.nan, math.nan, 0.0, 0.0, None)
+            return Estimate(0, 0, math.nan, math.nan, math.nan, 0.0, 0.0, None, self.calibration is not None)
         acc = self.right / n
-        sd = math.sqrt(self.variance) / n
+        variance = self.variance
+        if self.calibration is not None and self.lean is not None:
+            _, cell_var = self.calibration.correction()
+            variance += float(np.sum(self.lean**2 * cell_var))
+        sd = math.sqrt(variance) / n
         return Estimate(
             n=n,
             recommended=self.recommended,
@@ -701,14 +796,26 @@ class EstimateSums:
             expected_precision=round(self.successes_recommended / self.recommended, 6)
             if self.recommended
             else None,
+            calibrated=self.calibration is not None,
         )
 
 
-def estimate(probabilities: np.ndarray, recommended: np.ndarray) -> Estimate:
+def estimate(
+    probabilities: np.ndarray,
+    recommended: np.ndarray,
+    first_time: np.ndarray | None = None,
+    calibration: EstimateCalibration | None = None,
+) -> Estimate:
     """CBPE of a decision: accuracy with a 90% interval, expected successes and precision."""
-    sums = EstimateSums()
-    sums.add(probabilities, recommended)
+    sums = EstimateSums(calibration)
+    sums.add(probabilities, recommended, first_time)
     return sums.result()
+
+
+def calibration_of(bundle: object) -> EstimateCalibration | None:
+    """The bundle's estimate calibration (None when its reference predates it or it has none)."""
+    ref = reference_of(bundle)
+    return ref.calibration() if ref is not None else None
 
 
 # -- outcomes that arrived --------------------------------------------------------------------------

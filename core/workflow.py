@@ -90,6 +90,7 @@ def train_variants(
             test_frame["success_probability"].to_numpy(),
             rejected_share=data.report.n_rejected / max(data.report.n_input, 1),
             test_seen=test_frame["seen_organisation"].to_numpy(),
+            test_outcomes=test_frame[TARGET].to_numpy(),
         )
         background = fitted_on.sample(min(BACKGROUND_ROWS, len(fitted_on)), random_state=seed)
         results[spec.name] = save_bundle(
