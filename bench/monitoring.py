@@ -33,6 +33,7 @@ from _common import DATA
 
 from core import monitoring
 from core.batch import score_upload
+from core.features import frame_names
 from core.registry import load_bundle, resolve_version
 from core.schema import CATEGORICAL_FIELDS, TARGET
 from core.synthetic import generate
@@ -186,8 +187,15 @@ def rounds(args: argparse.Namespace, home: Path, seed: int) -> dict:
         "large asks (top quarter)": np.flatnonzero(asks >= np.quantile(asks, 0.75)),
     }
 
+    names = frame_names(held)
+    draws = [(kind, rng.choice(pool, min(len(pool), args.batch_rows), replace=False))
+             for kind, pool in pools.items() for _ in range(4)]  # fmt: skip
+
     def judge(rows: np.ndarray, calibrated: bool) -> dict:
-        est = monitoring.estimate(p[rows], rec[rows], first[rows], batch.calibration if calibrated else None)
+        if calibrated:
+            est = monitoring.estimate(p[rows], rec[rows], first[rows], batch.calibration, names[rows])
+        else:
+            est = monitoring.estimate(p[rows], rec[rows])
         actual = float((rec[rows].astype(int) == y[rows]).mean())
         return {
             "rows": len(rows),
@@ -199,15 +207,16 @@ def rounds(args: argparse.Namespace, home: Path, seed: int) -> dict:
             "covered": bool(est.accuracy_low <= actual <= est.accuracy_high),
         }
 
-    out: dict = {"seed": seed, "round rows": len(held), "first-time share": round(float(first.mean()), 3)}
+    out: dict = {
+        "seed": seed,
+        "round rows": len(held),
+        "first-time share": round(float(first.mean()), 3),
+        "within-organisation correlation": batch.calibration.within_organisation,
+    }
     for calibrated in (True, False):
-        name = "calibrated (this round)" if calibrated else "uncalibrated (before)"
+        name = "calibrated (this round)" if calibrated else "uncalibrated, rows independent (before)"
         whole = judge(np.arange(len(held)), calibrated)
-        varied = []
-        for kind, pool in pools.items():
-            for _ in range(4):
-                size = min(len(pool), args.batch_rows)
-                varied.append({"kind": kind, **judge(rng.choice(pool, size, replace=False), calibrated)})
+        varied = [{"kind": kind, **judge(rows, calibrated)} for kind, rows in draws]
         out[name] = {
             "whole round": whole,
             "varied batches covered": f"{sum(v['covered'] for v in varied)}/{len(varied)}",

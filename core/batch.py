@@ -30,6 +30,7 @@ import pandas as pd
 
 from core import decisions, monitoring, storage
 from core.errors import BadRequest
+from core.features import frame_names
 from core.reading import iter_chunks
 from core.registry import Bundle
 from core.schema import (
@@ -258,7 +259,14 @@ def groups_of(
 
 def estimate(batch: ScoredBatch, selection: decisions.Selection) -> monitoring.Estimate:
     """Expected accuracy and successes of the decision (CBPE from the calibrated chances)."""
-    return monitoring.estimate(batch.probabilities, selection.mask, batch.first_time, batch.calibration)
+    return estimate_of(batch, selection.mask)
+
+
+def estimate_of(batch: ScoredBatch, recommended: np.ndarray) -> monitoring.Estimate:
+    """The estimate of any decision on a scored batch."""
+    return monitoring.estimate(
+        batch.probabilities, recommended, batch.first_time, batch.calibration, frame_names(batch.features)
+    )
 
 
 def monitoring_record(check: monitoring.Check | None, est: monitoring.Estimate) -> dict:
@@ -528,7 +536,7 @@ def score_file(
             for line, chunk in iter_chunks(source, chunksize):
                 report, inputs, lines, probs = _scored_chunk(bundle, chunk, line)
                 first_time = _profile_chunk(bundle, profile, report, probs)
-                sums.add(probs, probs >= threshold, first_time)
+                sums.add(probs, probs >= threshold, first_time, frame_names(report.accepted))
                 blank = np.full(len(probs), "", object)
                 frame = _results(
                     inputs, lines, probs, probs >= threshold, blank, bundle.threshold, bundle.version

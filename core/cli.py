@@ -184,9 +184,9 @@ def _write_json(path: str, data: dict) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Data checks of a file against the model's training data, and the accuracy estimate."""
-    from core.batch import score_upload
+    from core.batch import estimate_of, score_upload
     from core.decisions import Rule
-    from core.monitoring import ASSUMPTION, estimate
+    from core.monitoring import ASSUMPTION
 
     bundle = _bundle(args)
     threshold = bundle.threshold if args.threshold is None else float(args.threshold)
@@ -198,7 +198,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"Model version {bundle.version} has no reference profile (its training data is not available "
             "here), so the batch cannot be checked."
         )
-    est = estimate(batch.probabilities, batch.probabilities >= threshold, batch.first_time, batch.calibration)
+    est = estimate_of(batch, batch.probabilities >= threshold)
     out = {
         **batch.check.to_dict(),
         "threshold": threshold,

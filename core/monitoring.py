@@ -149,6 +149,7 @@ def build_reference(
     basis: str = "stored at training",
     test_seen: np.ndarray | None = None,
     test_outcomes: np.ndarray | None = None,
+    test_names: np.ndarray | None = None,
 ) -> Reference:
     """The reference profile of a model: its training rows (validated, typed) and test-split chances.
 
@@ -197,7 +198,7 @@ def build_reference(
         rejected_share=float(rejected_share),
         basis=basis,
         estimate_calibration=(
-            EstimateCalibration.fit(probs, np.asarray(test_outcomes), test_seen).to_dict()
+            EstimateCalibration.fit(probs, np.asarray(test_outcomes), test_seen, test_names).to_dict()
             if test_outcomes is not None and test_seen is not None and len(probs)
             else None
         ),
@@ -699,9 +700,14 @@ class EstimateCalibration:
     rows: dict[str, list[int]]
     successes: dict[str, list[int]]
     chances: dict[str, list[float]]
+    # correlation of outcomes within one organisation beyond what the chances explain, measured on
+    # the evaluation rows: an organisation's rows succeed or fail together, which widens the interval
+    within_organisation: float = 0.0
 
     @classmethod
-    def fit(cls, p: np.ndarray, y: np.ndarray, seen: np.ndarray) -> EstimateCalibration:
+    def fit(
+        cls, p: np.ndarray, y: np.ndarray, seen: np.ndarray, names: np.ndarray | None = None
+    ) -> EstimateCalibration:
         p, y, seen = np.asarray(p, float), np.asarray(y, int), np.asarray(seen, bool)
         qs = [i / CALIBRATION_BINS for i in range(1, CALIBRATION_BINS)]
         edges = sorted(set(map(float, np.quantile(p, qs))))
@@ -714,14 +720,32 @@ class EstimateCalibration:
             chances[seg] = [
                 round(float(v), 6) for v in np.bincount(bins[mask], weights=p[mask], minlength=size)
             ]
-        return cls(edges, rows, succ, chances)
+        made = cls(edges, rows, succ, chances)
+        if names is None:
+            return made
+        q, _, _ = made.apply(p, ~seen)
+        frame = pd.DataFrame({"g": np.asarray(names, dtype=object), "e": y - q, "sd": np.sqrt(q * (1 - q))})
+        frame = frame[frame["g"] != ""]
+        sums = frame.groupby("g").agg(e=("e", "sum"), sd=("sd", "sum"), n=("e", "size"))
+        squares = (frame.assign(e2=frame["e"] ** 2, v=frame["sd"] ** 2)).groupby("g")[["e2", "v"]].sum()
+        many = sums["n"] >= 2
+        num = float((sums["e"] ** 2 - squares["e2"])[many].sum())
+        den = float((sums["sd"] ** 2 - squares["v"])[many].sum())
+        rho = min(max(num / den, 0.0), 1.0) if den > 0 else 0.0
+        return cls(edges, rows, succ, chances, round(rho, 6))
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> EstimateCalibration:
-        return cls(data["edges"], data["rows"], data["successes"], data["chances"])
+        return cls(
+            data["edges"],
+            data["rows"],
+            data["successes"],
+            data["chances"],
+            data.get("within_organisation", 0.0),
+        )
 
     def correction(self) -> tuple[np.ndarray, np.ndarray]:
         """(2 x bins) additive correction and its variance; row 0 repeat, row 1 first-time."""
@@ -755,9 +779,15 @@ class EstimateSums:
     successes: float = 0.0
     successes_recommended: float = 0.0
     lean: np.ndarray | None = None  # per (segment, bin): recommended minus declined rows
+    organisations: dict = field(default_factory=dict)  # name -> sum of its rows' outcome sd
+    named_variance: float = 0.0  # sum of the variances of rows with a name
 
     def add(
-        self, probabilities: np.ndarray, recommended: np.ndarray, first_time: np.ndarray | None = None
+        self,
+        probabilities: np.ndarray,
+        recommended: np.ndarray,
+        first_time: np.ndarray | None = None,
+        names: np.ndarray | None = None,
     ) -> None:
         p = np.asarray(probabilities, dtype=float)
         rec = np.asarray(recommended, dtype=bool)
@@ -767,6 +797,12 @@ class EstimateSums:
             if self.lean is None:
                 self.lean = np.zeros((len(SEGMENTS), len(self.calibration.edges) + 1))
             np.add.at(self.lean, (seg, bins), np.where(rec, 1.0, -1.0))
+            if names is not None and self.calibration.within_organisation > 0:
+                sd = pd.Series(np.sqrt(p * (1 - p)), index=np.asarray(names, dtype=object))
+                sd = sd[sd.index != ""]
+                self.named_variance += float((sd**2).sum())
+                for name, total in sd.groupby(level=0).sum().items():
+                    self.organisations[name] = self.organisations.get(name, 0.0) + float(total)
         right = np.where(rec, p, 1 - p)
         self.n += len(p)
         self.recommended += int(rec.sum())
@@ -784,6 +820,9 @@ class EstimateSums:
         if self.calibration is not None and self.lean is not None:
             _, cell_var = self.calibration.correction()
             variance += float(np.sum(self.lean**2 * cell_var))
+            # rows of one organisation move together: the covariance of every pair of them
+            pairs = sum(v * v for v in self.organisations.values()) - self.named_variance
+            variance += self.calibration.within_organisation * max(pairs, 0.0)
         sd = math.sqrt(variance) / n
         return Estimate(
             n=n,
@@ -805,10 +844,12 @@ def estimate(
     recommended: np.ndarray,
     first_time: np.ndarray | None = None,
     calibration: EstimateCalibration | None = None,
+    names: np.ndarray | None = None,
 ) -> Estimate:
-    """CBPE of a decision: accuracy with a 90% interval, expected successes and precision."""
+    """CBPE of a decision: accuracy with a 90% interval, expected successes and precision.
+    ``names``: each row's normalised organisation NAME (rows of one organisation move together)."""
     sums = EstimateSums(calibration)
-    sums.add(probabilities, recommended, first_time)
+    sums.add(probabilities, recommended, first_time, names)
     return sums.result()
 
 

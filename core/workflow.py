@@ -18,7 +18,7 @@ from core import config
 from core.card import ModelCard
 from core.datasets import EVALUATION_RULE, TrainingData, evaluation_words, fixed_splits, load_training_data
 from core.evaluation import evaluate_grouped, evaluate_predictions
-from core.features import known_names, seen_mask
+from core.features import frame_names, known_names, seen_mask
 from core.monitoring import build_reference
 from core.network import Network
 from core.registry import ensure_live, save_bundle
@@ -91,6 +91,7 @@ def train_variants(
             rejected_share=data.report.n_rejected / max(data.report.n_input, 1),
             test_seen=test_frame["seen_organisation"].to_numpy(),
             test_outcomes=test_frame[TARGET].to_numpy(),
+            test_names=frame_names(test_frame),
         )
         background = fitted_on.sample(min(BACKGROUND_ROWS, len(fitted_on)), random_state=seed)
         results[spec.name] = save_bundle(

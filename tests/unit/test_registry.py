@@ -64,17 +64,15 @@ def test_first_training_made_the_best_validated_version_live(models_dir: Path) -
     )
 
 
-def test_round_trip_gives_identical_predictions(models_dir: Path, clean_df: pd.DataFrame) -> None:
-    rows = clean_df.drop(columns=["IS_SUCCESSFUL"]).iloc[:200]
+def test_round_trip_gives_identical_predictions(models_dir: Path) -> None:
+    # each saved version, loaded back from its files, predicts what the trained network predicted in
+    # memory before the save (the stored test predictions), for a plain and a refitted variant
     for name in ("baseline", "tuned"):
-        np.testing.assert_array_equal(
-            bundle_of(models_dir, name).predict_proba(rows), bundle_of(models_dir, name).predict_proba(rows)
-        )
-    # the NumPy network equals what Keras predicted before the save (baseline: no final refit)
-    bundle = bundle_of(models_dir, "baseline")
-    stored = bundle.test_predictions()
-    test_rows = stored.drop(columns=["row", "success_probability", "seen_organisation"])
-    np.testing.assert_allclose(bundle.predict_proba(test_rows), stored["success_probability"], atol=1e-6)
+        bundle = bundle_of(models_dir, name)
+        stored = bundle.test_predictions()
+        test_rows = stored.drop(columns=["row", "success_probability", "seen_organisation", "IS_SUCCESSFUL"])
+        assert len(test_rows) > 100
+        np.testing.assert_allclose(bundle.predict_proba(test_rows), stored["success_probability"], atol=1e-6)
 
 
 def _edit(folder: Path, name: str, data: bytes) -> None:

@@ -121,20 +121,52 @@ def test_new_process_reads_what_the_old_one_wrote(tmp_path: Path) -> None:
 
 
 def test_crash_mid_write_leaves_nothing(db_url: str) -> None:
+    # the power goes after the batch's row was written but before the commit: nothing of it stays
     record(db_url)
     engine = storage.get_engine(db_url)
+    written: list[str] = []
 
     def crash(conn, cursor, statement, *args):
         if statement.startswith("INSERT INTO batches"):
+            written.append(statement)
             raise RuntimeError("power cut")
 
-    sqlalchemy.event.listen(engine, "before_cursor_execute", crash)
+    sqlalchemy.event.listen(engine, "after_cursor_execute", crash)
     try:
         with pytest.raises(RuntimeError):
             record(db_url, name="second.csv")
     finally:
-        sqlalchemy.event.remove(engine, "before_cursor_execute", crash)
+        sqlalchemy.event.remove(engine, "after_cursor_execute", crash)
+    assert len(written) == 1  # the INSERT ran
     assert [r.file_name for r in storage.list_batches(db_url)] == ["f.csv"]
+
+
+def test_crash_between_the_two_writes_of_a_replacement_keeps_the_current_outcomes(db_url: str) -> None:
+    batch_id = record(db_url)
+    storage.add_outcomes(
+        batch_id, user="ana", file_name="first.csv", joined_on="EIN", summary={"n_matched": 1},
+        outcomes_csv=b"source_line,IS_SUCCESSFUL\n2,1\n", url=db_url,
+    )  # fmt: skip
+    engine = storage.get_engine(db_url)
+    steps: list[str] = []
+
+    def crash(conn, cursor, statement, *args):
+        steps.append(statement.split()[0])
+        if statement.startswith("INSERT INTO outcomes"):
+            raise RuntimeError("power cut")
+
+    sqlalchemy.event.listen(engine, "after_cursor_execute", crash)
+    try:
+        with pytest.raises(RuntimeError):
+            storage.add_outcomes(
+                batch_id, user="bo", file_name="second.csv", joined_on="EIN", summary={"n_matched": 2},
+                outcomes_csv=b"source_line,IS_SUCCESSFUL\n2,0\n", replace=True, url=db_url,
+            )  # fmt: skip
+    finally:
+        sqlalchemy.event.remove(engine, "after_cursor_execute", crash)
+    assert "UPDATE" in steps and steps[-1] == "INSERT"  # the first set was marked replaced, then the cut
+    [only] = storage.list_outcomes(batch_id, db_url)
+    assert (only.file_name, only.replaced) == ("first.csv", False)
 
 
 def test_killed_writer_leaves_whole_batches(tmp_path: Path) -> None:
@@ -337,3 +369,98 @@ def test_monitoring_outcomes_and_review_round_trip(db_url: str) -> None:
         current.loc["3", "final_decision"] == 1
         and current.loc["3", "override_reason"] == "review: strong case"
     )
+
+
+# -- "once", enforced by the database -------------------------------------------------------------
+RACER = """
+import sys, time
+from core import storage
+from core.decisions import Rule
+from core.errors import BadRequest
+url, start = sys.argv[1], float(sys.argv[2])
+time.sleep(max(0.0, start - time.time()))
+try:
+    batch_id = storage.record_batch(
+        user="racer", file_name="same.csv", file_sha256="ab" * 32,
+        counts={"rows": 2, "accepted": 2, "rejected": 0, "with_warnings": 0},
+        variant="tuned", version="tuned-1", live=True, rule=Rule("threshold", threshold=0.5), selected=1,
+        results_csv=b"a\\n1\\n", rejects_csv=b"", url=url,
+    )
+    print("stored", batch_id)
+except BadRequest as err:
+    print("refused", err.batch_id)
+"""
+
+
+def test_processes_recording_one_file_at_once_store_one_batch(db_url: str) -> None:
+    storage.get_engine(db_url)  # the tables exist before the race
+    start = time.time() + 4
+    racers = [
+        subprocess.Popen([sys.executable, "-c", RACER, db_url, str(start)], cwd=PROJECT_ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(5)
+    ]  # fmt: skip
+    said = []
+    for racer in racers:
+        out, err = racer.communicate(timeout=120)
+        assert racer.returncode == 0, err
+        said.append(out.split())
+    storage.reset_engines()
+    [stored] = storage.list_batches(db_url)
+    assert sorted(w for w, _ in said) == ["refused"] * 4 + ["stored"]
+    assert {i for _, i in said} == {stored.id}  # every refusal names the batch that holds the file
+
+
+def test_a_record_with_duplicates_from_before_once_is_migrated_without_losing_any(db_url: str) -> None:
+    first = record(db_url, sha="cd" * 32)
+    engine = storage.get_engine(db_url)
+    with engine.begin() as conn:  # the record as an earlier version left it: no rule, a second copy
+        conn.execute(sqlalchemy.text("DROP INDEX uq_batches_once"))
+        conn.execute(sqlalchemy.text("ALTER TABLE batches DROP COLUMN legacy_duplicate"))
+        conn.execute(sqlalchemy.text(
+            "INSERT INTO batches SELECT 'copy-of-first', created_at, \"user\", 'again.csv', file_sha256, rows, "
+            "accepted, rejected, warned, variant, version, mode, threshold, budget, selected, results_csv, "
+            "rejects_csv, rank_by, rule_key, live, monitoring FROM batches WHERE id = :id"
+        ), {"id": first})  # fmt: skip
+    storage.reset_engines()
+    kept = {r.id: r.legacy_duplicate for r in storage.list_batches(db_url)}
+    assert kept == {first: None, "copy-of-first": 1}  # both kept; the later copy marked
+    with pytest.raises(BadRequest, match=f"as batch {first}"):
+        record(db_url, sha="cd" * 32)
+    record(db_url, sha="ef" * 32)
+    assert len(storage.list_batches(db_url)) == 3
+
+
+def test_outcomes_twice_are_refused_unless_replaced_and_the_replaced_set_is_kept(db_url: str) -> None:
+    batch_id = record(db_url)
+
+    def attach(name: str, replace: bool = False) -> None:
+        storage.add_outcomes(
+            batch_id, user="ana", file_name=name, joined_on="EIN", summary={"n_matched": 1, "accuracy": 1.0},
+            outcomes_csv=b"source_line,IS_SUCCESSFUL\n2,1\n", replace=replace, url=db_url,
+        )  # fmt: skip
+
+    attach("first.csv")
+    with pytest.raises(BadRequest, match="already has outcomes .* Nothing was attached"):
+        attach("second.csv")
+    assert [o.file_name for o in storage.list_outcomes(batch_id, db_url)] == ["first.csv"]
+    attach("third.csv", replace=True)
+    sets = storage.list_outcomes(batch_id, db_url)
+    assert [(o.file_name, o.replaced) for o in sets] == [("first.csv", True), ("third.csv", False)]
+    assert sets[0].replaced_by == "ana"
+    assert storage.latest_outcomes(db_url)[batch_id].file_name == "third.csv"
+
+
+def test_every_kind_of_write_takes_a_backup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = sqlite_url(tmp_path)
+    monkeypatch.setenv("SCREENING_BACKUP_INTERVAL_S", "0")
+    batch_id = record(url)
+    count = lambda: len(list(storage.backups_dir(url).glob("screening-*.db")))  # noqa: E731
+    before = count()
+    storage.add_override(batch_id, 2, 1, "known to us", "ana", url)
+    assert count() == before + 1
+    storage.add_review_items(batch_id, [(2, "near the line")], url)
+    assert count() == before + 2
+    item = int(storage.list_review_items(batch_id, url)["id"][0])
+    storage.assign_review(item, "bo", url)
+    assert count() == before + 3
