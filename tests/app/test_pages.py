@@ -353,14 +353,22 @@ def test_override_by_applicant_shows_at_once_and_can_be_undone(app: AppTest) -> 
     open_page(app, "history")
     first = storage.list_batches()[0]
     original, _ = storage.batch_files(first.id)
+    before = table_with(app, "override", "override_reason").set_index("source_line")
+    was = int(before.loc["5", "recommended"])
+    ein, name = before.loc["5", "EIN"], before.loc["5", "NAME"]
     app.selectbox(key="override_row").set_value(5)
-    app.radio(key="override_decision").set_value("Decline (do not fund)")
+    app.radio(key="override_decision").set_value("Decline (do not fund)" if was else "Approve (fund)")
     app.text_area(key="override_reason").set_value("Funded twice this year already")
     next(b for b in app.button if b.label == "Save override").click().run()
     assert not app.exception
-    assert "Override saved for line 5: decline." in [s.value for s in app.success]
+    word, then, now = ("decline", "recommended", "not recommended") if was else (
+        "approve", "not recommended", "recommended")  # fmt: skip
+    assert [shown(s.value) for s in app.success] == [
+        f"Override saved for line 5 · EIN {ein} · {name}: {word} (was {then}, now {now})."
+    ]
+    assert app.text_area(key="override_reason").value == ""  # a saved override starts the next one afresh
     rows = table_with(app, "override", "override_reason").set_index("source_line")
-    assert rows.loc["5", "override"] == "decline" and rows.loc["5", "final_decision"] == 0
+    assert rows.loc["5", "override"] == word and rows.loc["5", "final_decision"] == 1 - was
     assert (
         rows.loc["5", "override_by"] == "local"
         and rows.loc["5", "override_reason"] == "Funded twice this year already"
@@ -373,6 +381,47 @@ def test_override_by_applicant_shows_at_once_and_can_be_undone(app: AppTest) -> 
     assert rows.loc["5", "override"] == "none"
     assert rows.loc["5", "final_decision"] == int(rows.loc["5", "recommended"])
     assert storage.batch_files(first.id)[0] == original  # the first-produced results never change
+
+
+def test_a_refused_override_keeps_the_choice_and_a_no_change_override_is_refused(app: AppTest) -> None:
+    upload(app, "a.csv", sample_applicants(15, random_state=4).to_csv(index=False).encode())
+    app.button(key="score_record").click().run()
+    open_page(app, "history")
+    batch_id = storage.list_batches()[0].id
+    rows = table_with(app, "override", "override_reason").set_index("source_line")
+    picks = [int(v) for v in rows.index[rows["recommended"].astype(int) == 1] if int(v) != 2]
+    assert picks  # a recommended applicant other than the form's first choice
+    line = picks[0]
+    app.selectbox(key="override_row").set_value(line)
+    app.radio(key="override_decision").set_value("Decline (do not fund)")
+    next(b for b in app.button if b.label == "Save override").click().run()  # no reason
+    assert [shown(e.value) for e in app.error] == ["An override needs a reason."]
+    assert app.selectbox(key="override_row").value == line  # what the person chose is still chosen
+    assert app.radio(key="override_decision").value == "Decline (do not fund)"
+    app.radio(key="override_decision").set_value("Approve (fund)")
+    app.text_area(key="override_reason").set_value("strong references")
+    next(b for b in app.button if b.label == "Save override").click().run()  # approve the recommended
+    name = rows.loc[str(line), "NAME"]
+    assert [shown(e.value) for e in app.error] == [
+        f"line {line} ({name}) is already recommended; an override must change the decision. "
+        "Nothing was saved."
+    ]
+    assert app.text_area(key="override_reason").value == "strong references"
+    assert len(storage.list_overrides(batch_id)) == 0
+
+
+def test_stored_counts_are_the_files_from_the_page(app: AppTest) -> None:
+    raw = sample_applicants(40, random_state=9).astype(str)
+    raw.loc[3, "STATUS"] = "9"  # rejected
+    raw.loc[8, "ASK_AMT"] = "lots"  # rejected
+    upload(app, "counts.csv", raw.to_csv(index=False).encode())
+    app.button(key="score_record").click().run()
+    [record] = storage.list_batches()
+    assert (record.rows, record.accepted, record.rejected) == (40, 38, 2)
+    assert len(storage.stored_results(record.id)) == 38
+    open_page(app, "history")
+    table = table_with(app, "recorded", "rows", "id")
+    assert (table.loc[0, "rows"], table.loc[0, "accepted"], table.loc[0, "rejected"]) == (40, 38, 2)
 
 
 def test_duplicates_are_reported_with_their_lines(app: AppTest) -> None:

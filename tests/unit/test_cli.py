@@ -332,15 +332,18 @@ def test_scoring_while_training_and_promoting_gives_one_version_per_batch(
     src = tmp_path / "a.csv"
     sample_applicants(200, random_state=2).to_csv(src, index=False)
     seen = []
+    training_while_scoring = []
     try:
         for i in range(8):
             out = tmp_path / f"o{i}.csv"
             assert run_io("score", src, out, models) == 0
+            training_while_scoring.append(trainer.poll() is None)
             seen.append(set(pd.read_csv(out)["model_version"]))
     finally:
         stop.set()
         flipper.join()
         trainer.wait(300)
     assert trainer.returncode == 0
+    assert training_while_scoring[0] is True  # the training run was still going when a file was scored
     assert errors == [] and len(flips) >= 4  # the live version really moved while files were scored
     assert all(len(s) == 1 and s <= set(versions) for s in seen)

@@ -99,12 +99,30 @@ def test_report_numbers_equal_the_core_functions(models_dir: Path, own_db) -> No
     from core.text import safe_text
 
     assert safe_text(sentence, html_only=True) in document
-    report_groups, _ = batch.recorded_groups(batch_id, bundle)
-    for line in report_groups.sentences:
-        assert safe_text(line, html_only=True) in document
     estimate = storage.get_batch(batch_id).monitoring_data()["estimate"]
     assert f"{estimate['accuracy']:.1%}" in document
     assert "declined by the board" in document
+
+
+def test_report_flags_a_group_the_decision_after_overrides_leaves_out(models_dir: Path, own_db) -> None:
+    # every applicant recommended, then staff decline every CompanySponsored one: the report must say
+    # that group is recommended at 0% of the top group's rate, with its size counted from the file
+    bundle = bundle_of(models_dir, "baseline")
+    raw = generate(300, random_state=74, with_target=False)
+    scored = batch.score_upload(bundle, csv_bytes(raw), "g.csv")
+    batch_id = batch.record(scored, batch.decide(scored, Rule("threshold", threshold=0.0)), "ann", live=True)
+    company = raw.index[raw["AFFILIATION"] == "CompanySponsored"].to_numpy() + 2
+    assert len(company) >= 30  # big enough to be judged
+    for line in company:
+        storage.add_override(batch_id, int(line), 0, "outside this programme", "bo")
+    document, facts = batch_report(batch_id)
+    assert facts.final_recommended == 300 - len(company)
+    top = raw.loc[raw["AFFILIATION"] != "CompanySponsored", "AFFILIATION"].value_counts()
+    top = top[top >= 30].index[0]  # every other sizeable group keeps a 100% rate; the first is named
+    expected = (
+        f"CompanySponsored is recommended at 0% of the rate of {top} (0% vs 100%); {len(company):,} applicants."
+    )
+    assert expected in document
 
 
 def test_a_5000_row_report_stays_small_and_summarises_the_table(models_dir: Path, own_db) -> None:

@@ -417,11 +417,12 @@ def test_a_record_with_duplicates_from_before_once_is_migrated_without_losing_an
     with engine.begin() as conn:  # the record as an earlier version left it: no rule, a second copy
         conn.execute(sqlalchemy.text("DROP INDEX uq_batches_once"))
         conn.execute(sqlalchemy.text("ALTER TABLE batches DROP COLUMN legacy_duplicate"))
-        conn.execute(sqlalchemy.text(
-            "INSERT INTO batches SELECT 'copy-of-first', created_at, \"user\", 'again.csv', file_sha256, rows, "
-            "accepted, rejected, warned, variant, version, mode, threshold, budget, selected, results_csv, "
-            "rejects_csv, rank_by, rule_key, live, monitoring FROM batches WHERE id = :id"
-        ), {"id": first})  # fmt: skip
+        copy = (
+            "INSERT INTO batches SELECT 'copy-of-first', created_at, \"user\", 'again.csv', file_sha256, "
+            "rows, accepted, rejected, warned, variant, version, mode, threshold, budget, selected, "
+            "results_csv, rejects_csv, rank_by, rule_key, live, monitoring FROM batches WHERE id = :id"
+        )
+        conn.execute(sqlalchemy.text(copy), {"id": first})
     storage.reset_engines()
     kept = {r.id: r.legacy_duplicate for r in storage.list_batches(db_url)}
     assert kept == {first: None, "copy-of-first": 1}  # both kept; the later copy marked
@@ -441,7 +442,7 @@ def test_outcomes_twice_are_refused_unless_replaced_and_the_replaced_set_is_kept
         )  # fmt: skip
 
     attach("first.csv")
-    with pytest.raises(BadRequest, match="already has outcomes .* Nothing was attached"):
+    with pytest.raises(BadRequest, match=r"already has outcomes .* Nothing was attached"):
         attach("second.csv")
     assert [o.file_name for o in storage.list_outcomes(batch_id, db_url)] == ["first.csv"]
     attach("third.csv", replace=True)
