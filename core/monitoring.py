@@ -220,8 +220,9 @@ def reference_of(bundle: object) -> Reference | None:
 
 def _compute_for(bundle: object) -> Reference | None:
     from core import config
-    from core.datasets import load_training_data, split_rows
+    from core.datasets import fixed_splits, load_training_data, split_rows
     from core.errors import ScreeningError
+    from core.features import frame_names
     from core.schema import TARGET
 
     info = bundle.card.training_data
@@ -237,12 +238,22 @@ def _compute_for(bundle: object) -> Reference | None:
         test = bundle.test_predictions()
         share = data.report.n_rejected / max(data.report.n_input, 1)
         seen = test["seen_organisation"].to_numpy() if "seen_organisation" in test else None
-        fitted = data.frame  # a model refitted on every row; else the rows of its training split
-        if bundle.card.final_fit is None and bundle.card.splits.get("kind", "random") == "random":
-            fitted = data.frame.iloc[split_rows(data.frame[TARGET].to_numpy(), bundle.card.seed).train]
+        frame, kind, seed = data.frame, bundle.card.splits.get("kind", "random"), bundle.card.seed
+        if kind == "fixed-hash":  # the served network learned from train (+ validation when refitted)
+            splits = fixed_splits(frame, seed)
+            rows = (
+                splits.train if bundle.card.final_fit is None else np.concatenate([splits.train, splits.val])
+            )
+            fitted = frame.iloc[np.sort(rows)]
+        elif bundle.card.final_fit is None and kind == "random":
+            fitted = frame.iloc[split_rows(frame[TARGET].to_numpy(), seed).train]
+        else:  # an older version refitted on every row
+            fitted = frame
+        outcomes = test[TARGET].to_numpy() if kind == "fixed-hash" and TARGET in test else None
         return build_reference(
             fitted, bundle.pipeline, test["success_probability"].to_numpy(), share,
             basis=f"computed on first use from {data.source}", test_seen=seen,
+            test_outcomes=outcomes, test_names=frame_names(test) if outcomes is not None else None,
         )  # fmt: skip
     return None
 

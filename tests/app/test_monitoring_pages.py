@@ -7,7 +7,8 @@ import io
 import pandas as pd
 from streamlit.testing.v1 import AppTest
 
-from core import monitoring, storage
+from core import batch, monitoring, storage
+from core.registry import live_version, load_bundle
 from core.synthetic import generate
 from tests.app.conftest import open_page, open_section, shown
 from tests.app.test_pages import metric, table_with, upload
@@ -31,15 +32,15 @@ def test_a_shifted_file_fails_its_data_checks_with_the_values_named(app: AppTest
 def test_the_estimate_follows_the_decision(app: AppTest) -> None:
     raw = generate(200, random_state=22, with_target=False)
     upload(app, "clean.csv", raw.to_csv(index=False).encode())
-    results = table_with(app, "success_probability", "recommended")
-    p = results["success_probability"].to_numpy()
-    expected = monitoring.estimate(p, results["recommended"].to_numpy(dtype=bool))
+    # the same file scored in core by the live version: the page shows its calibrated estimate
+    scored = batch.score_upload(load_bundle(None, live_version()), raw.to_csv(index=False).encode(), "c.csv")
+    results = table_with(app, "source_line", "recommended").set_index("source_line")
+    shown_decision = results.loc[scored.source_lines, "recommended"].to_numpy(dtype=bool)
+    expected = batch.estimate_of(scored, shown_decision)
+    assert expected.calibrated is True
     assert metric(app, "Expected accuracy") == f"{expected.accuracy:.1%}"
     app.slider(key="score_threshold").set_value(0.8).run()
-    results = table_with(app, "success_probability", "recommended")
-    moved = monitoring.estimate(
-        results["success_probability"].to_numpy(), results["success_probability"] >= 0.8
-    )
+    moved = batch.estimate_of(scored, scored.probabilities >= 0.8)
     assert metric(app, "Expected accuracy") == f"{moved.accuracy:.1%}"
     assert metric(app, "90% interval") == f"{moved.accuracy_low:.1%} – {moved.accuracy_high:.1%}"
 
@@ -62,7 +63,9 @@ def test_outcomes_attached_on_history_show_beside_the_estimate(app: AppTest) -> 
     realized = (results["recommended"] == labelled["IS_SUCCESSFUL"]).mean()
     assert metric(app, "Realized accuracy") == f"{realized:.1%}"
     assert metric(app, "Estimated at scoring") == f"{stored['estimate']['accuracy']:.1%}"
-    assert any(s.value.startswith("Outcomes attached: 90 applicants matched on EIN") for s in app.success)
+    assert any(
+        shown(s.value).startswith("Outcomes attached: 90 applicants matched on EIN") for s in app.success
+    )
     open_section(app, "history_trend_open")
     trend = table_with(app, "estimated_accuracy", "realized_accuracy")
     assert trend.loc[0, "realized_accuracy"] == round(realized, 6)

@@ -192,7 +192,7 @@ def tab_to(page, test: str, limit: int = 400) -> None:
 
 
 def test_the_staff_flow_works_by_keyboard_alone(browser, a11y_server, tmp_path: Path) -> None:
-    url, _ = a11y_server
+    url, home = a11y_server
     applicants = tmp_path / "keyboard.csv"
     generate(60, random_state=93, with_target=False).to_csv(applicants, index=False)
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
@@ -254,13 +254,30 @@ def test_the_staff_flow_works_by_keyboard_alone(browser, a11y_server, tmp_path: 
     tab_to(page, "el.tagName === 'A' && el.innerText.trim().endsWith('History')")
     page.keyboard.press("Enter")
     settle(page, "Override a recommendation")
+    # the form starts on line 2 and Approve; an override must change the decision, so line 2's
+    # stored recommendation decides whether the arrow key moves to Decline
+    from core import record as recorded
+    from core import storage
+
+    db = f"sqlite:///{home / 'screening.db'}"
+    ours = [b for b in storage.list_batches(db) if b.file_name == "keyboard.csv"]
+    assert len(ours) == 1
+    row = recorded.load_batch(ours[0].id, db).rows.set_index("source_line").loc["2"]
+    was = int(row["final_decision"]) == 1
+    storage.reset_engines()
     tab_to(page, "el.closest('[data-testid=stForm]') && el.type === 'radio'")
-    page.keyboard.press("ArrowRight")  # Decline (do not fund)
+    if was:
+        page.keyboard.press("ArrowRight")  # Decline (do not fund)
     tab_to(page, "el.tagName === 'TEXTAREA'")
     page.keyboard.type("Checked by keyboard")
     tab_to(page, "el.tagName === 'BUTTON' && el.innerText.includes('Save override')")
     page.keyboard.press("Enter")
-    settle(page, "Override saved for line 2: decline.")
+    change = (
+        "decline (was recommended, now not recommended)"
+        if was
+        else "approve (was not recommended, now recommended)"
+    )
+    settle(page, f"Override saved for line 2 · EIN {row['EIN']} · {row['NAME']}: {change}.")
     shot(page, "a11y-keyboard-flow")
     context.close()
 

@@ -162,6 +162,8 @@ def test_reference_computed_on_first_use_matches_the_stored_one(bundle) -> None:
     assert computed.basis.startswith("computed on first use")
     assert computed.categories == stored.categories
     assert computed.ask_counts == stored.ask_counts
+    assert computed.estimate_calibration == stored.estimate_calibration  # same rows, same calibration
+    assert stored.estimate_calibration is not None
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
@@ -231,7 +233,8 @@ def test_a_recorded_batch_keeps_its_check_and_estimate(bundle, population, own_d
     batch_id = batch.record(scored, selection, "ann", live=True)
     stored = storage.get_batch(batch_id).monitoring_data()
     assert stored["check"] == json.loads(json.dumps(scored.check.to_dict()))
-    assert stored["estimate"] == monitoring.estimate(scored.probabilities, selection.mask).to_dict()
+    assert stored["estimate"] == batch.estimate_of(scored, selection.mask).to_dict()
+    assert stored["estimate"]["calibrated"] is True  # calibrated on the served network's unseen rows
 
 
 def test_outcomes_join_on_ein_and_measure_the_recorded_recommendation(bundle, tmp_path, own_db) -> None:
@@ -259,10 +262,8 @@ def test_outcomes_join_on_ein_and_measure_the_recorded_recommendation(bundle, tm
     assert got["accuracy"] == pytest.approx((truth["recommended"] == truth["IS_SUCCESSFUL"]).mean(), abs=1e-6)
     stored = storage.get_batch(batch_id).monitoring_data()["estimate"]
     assert got["estimated_accuracy"] == stored["accuracy"]
-    assert stored["accuracy"] == pytest.approx(
-        monitoring.estimate(results["success_probability"], results["success_probability"] >= 0.45).accuracy,
-        abs=1e-6,
-    )
+    scored = batch.score_upload(bundle, src, "in.csv")
+    assert stored["accuracy"] == batch.estimate_of(scored, scored.probabilities >= 0.45).accuracy
     history = batch.monitoring_history()
     assert history.loc[0, "realized_accuracy"] == got["accuracy"]
 
@@ -308,7 +309,8 @@ def test_cli_check_writes_the_contract(bundle, population, tmp_path) -> None:
         assert isinstance(entry["statistic"], float)
         assert isinstance(entry["unseen"], dict)
     scored = batch.score_upload(bundle, src, "c.csv")
-    expected = monitoring.estimate(scored.probabilities, scored.probabilities >= 0.6)
+    expected = batch.estimate_of(scored, scored.probabilities >= 0.6)
+    assert expected.calibrated is True
     assert got["estimate"]["accuracy"] == expected.accuracy
     assert got["estimate"]["expected_successes"] == expected.expected_successes
     assert got["estimate"]["expected_successes_recommended"] == expected.expected_successes_recommended

@@ -119,8 +119,8 @@ def test_report_flags_a_group_the_decision_after_overrides_leaves_out(models_dir
     assert facts.final_recommended == 300 - len(company)
     top = raw.loc[raw["AFFILIATION"] != "CompanySponsored", "AFFILIATION"].value_counts()
     top = top[top >= 30].index[0]  # every other sizeable group keeps a 100% rate; the first is named
-    expected = (
-        f"CompanySponsored is recommended at 0% of the rate of {top} (0% vs 100%); {len(company):,} applicants."
+    expected = f"CompanySponsored is recommended at 0% of the rate of {top} (0% vs 100%); " + (
+        f"{len(company):,} applicants."
     )
     assert expected in document
 
