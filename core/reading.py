@@ -161,9 +161,14 @@ def iter_chunks(source: bytes | str | Path, chunksize: int = 100_000) -> Iterato
         # Ragged rows: re-read with the csv module, which keeps and marks them, from the first row the
         # fast reader did not hand out, so every chunk's rows keep their true lines.
         buf.seek(0)
-        for chunk in _ragged_chunks(buf, fmt, chunksize, skip=line - 2):
-            yield line, chunk
-            line += len(chunk)
+        try:
+            for chunk in _ragged_chunks(buf, fmt, chunksize, skip=line - 2):
+                yield line, chunk
+                line += len(chunk)
+        except csv.Error as err:
+            raise FileError(f"The file is not a readable CSV after line {line - 1}: {err}.") from None
+        if line == 2:  # e.g. an unterminated quote that swallows every row
+            raise FileError("The file has a header but no applicant rows that can be read.")
 
 
 def read_table(source: bytes | str | Path) -> pd.DataFrame:

@@ -85,6 +85,7 @@ READABLE_BODY = b"T3,Independent,C1000,ProductDev,Association,1,0,N,5000\nT3,x,C
 @given(st.binary(max_size=3000))
 @example(READABLE_BODY)
 @example(b"\xff\xfe\x00junk,,\n\n" + READABLE_BODY)
+@example(b'"')  # an unterminated quote swallows every row: refused as a whole
 def test_arbitrary_bytes(body: bytes) -> None:
     # arbitrary bytes under the right header: the file is refused as a whole (FileError) or every
     # row is counted once, accepted or rejected
@@ -93,6 +94,7 @@ def test_arbitrary_bytes(body: bytes) -> None:
     except FileError:
         assert body != READABLE_BODY  # a plain two-row body is always read
         return
+    assert body != b'"', "an unterminated quote leaves no row and is refused"
     report = validate(raw)  # the header is complete: validation judges rows, it never refuses the file
     assert report.n_accepted + report.n_rejected == report.n_input == len(raw)
     if body == READABLE_BODY:

@@ -4,6 +4,7 @@ PostgreSQL."""
 from __future__ import annotations
 
 import contextlib
+import datetime
 import hashlib
 import logging
 import os
@@ -413,6 +414,7 @@ def test_processes_recording_one_file_at_once_store_one_batch(db_url: str) -> No
 
 def test_a_record_with_duplicates_from_before_once_is_migrated_without_losing_any(db_url: str) -> None:
     first = record(db_url, sha="cd" * 32)
+    later = storage.get_batch(first, db_url).created_at + datetime.timedelta(seconds=1)
     engine = storage.get_engine(db_url)
     with engine.begin() as conn:  # the record as an earlier version left it: no rule, a second copy
         conn.execute(sqlalchemy.text("DROP INDEX uq_batches_once"))
@@ -423,6 +425,8 @@ def test_a_record_with_duplicates_from_before_once_is_migrated_without_losing_an
             "results_csv, rejects_csv, rank_by, rule_key, live, monitoring FROM batches WHERE id = :id"
         )
         conn.execute(sqlalchemy.text(copy), {"id": first})
+        table = storage.batches
+        conn.execute(table.update().where(table.c.id == "copy-of-first").values(created_at=later))
     storage.reset_engines()
     kept = {r.id: r.legacy_duplicate for r in storage.list_batches(db_url)}
     assert kept == {first: None, "copy-of-first": 1}  # both kept; the later copy marked
