@@ -132,6 +132,7 @@ def real(args: argparse.Namespace, home: Path, seed: int) -> dict:
     bundle = _train(keep, home / f"real{seed}", max_epochs=None, seed=seed)
     held = held.sample(frac=1, random_state=seed).reset_index(drop=True)
     errors, covered, fails, warns = [], 0, 0, 0
+    plain_errors, plain_covered = [], 0  # the uncalibrated estimate on the same batches
     swaps = dict.fromkeys(CATEGORICAL_FIELDS, 0)
     for part in np.array_split(np.arange(len(held)), args.batches):
         rows = held.iloc[part]
@@ -142,6 +143,9 @@ def real(args: argparse.Namespace, home: Path, seed: int) -> dict:
         actual = float((rec.astype(int) == y).mean())
         errors.append(est.accuracy - actual)
         covered += est.accuracy_low <= actual <= est.accuracy_high
+        plain = monitoring.estimate(batch.probabilities, rec)
+        plain_errors.append(plain.accuracy - actual)
+        plain_covered += plain.accuracy_low <= actual <= plain.accuracy_high
         fails += batch.check.status == monitoring.FAIL
         warns += batch.check.status == monitoring.WARN
         for field in CATEGORICAL_FIELDS:
@@ -156,6 +160,11 @@ def real(args: argparse.Namespace, home: Path, seed: int) -> dict:
         "mean estimate - realized": round(float(errors.mean()), 4),
         "max |error|": round(float(np.abs(errors).max()), 4),
         "interval coverage": f"{covered}/{args.batches}",
+        "uncalibrated: mean |error|, bias, coverage": (
+            round(float(np.abs(plain_errors).mean()), 4),
+            round(float(np.mean(plain_errors)), 4),
+            f"{plain_covered}/{args.batches}",
+        ),
         "batches with any fail": fails,
         "batches with a warning (no fail)": warns,
         "main-category swap detected, by field": {
