@@ -74,6 +74,10 @@ class Splits:
     test: np.ndarray
     kind: str = "random"
 
+    def served_on(self, refitted: bool) -> np.ndarray:
+        """The rows the served network learned from: training, plus validation when refitted."""
+        return np.sort(np.concatenate([self.train, self.val])) if refitted else self.train
+
 
 def evaluation_mask(frame: pd.DataFrame) -> np.ndarray:
     """Which rows of a history are evaluation rows (the same rows whatever the file, seed or version)."""

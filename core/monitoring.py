@@ -240,11 +240,7 @@ def _compute_for(bundle: object) -> Reference | None:
         seen = test["seen_organisation"].to_numpy() if "seen_organisation" in test else None
         frame, kind, seed = data.frame, bundle.card.splits.get("kind", "random"), bundle.card.seed
         if kind == "fixed-hash":  # the served network learned from train (+ validation when refitted)
-            splits = fixed_splits(frame, seed)
-            rows = (
-                splits.train if bundle.card.final_fit is None else np.concatenate([splits.train, splits.val])
-            )
-            fitted = frame.iloc[np.sort(rows)]
+            fitted = frame.iloc[fixed_splits(frame, seed).served_on(bundle.card.final_fit is not None)]
         elif bundle.card.final_fit is None and kind == "random":
             fitted = frame.iloc[split_rows(frame[TARGET].to_numpy(), seed).train]
         else:  # an older version refitted on every row

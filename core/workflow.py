@@ -70,7 +70,7 @@ def train_variants(
     frame = data.frame
     splits = fixed_splits(frame, seed)
     train, val, test = (frame.iloc[s] for s in (splits.train, splits.val, splits.test))
-    learnable = frame.iloc[np.sort(np.concatenate([splits.train, splits.val]))]
+    learnable = frame.iloc[splits.served_on(refitted=True)]
     results: dict[str, dict] = {}
     for spec in specs:
         trained = fit_variant(spec, train, val, seed, progress, epochs=max_epochs)

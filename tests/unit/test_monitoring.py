@@ -156,7 +156,9 @@ def test_reference_is_stored_in_the_signed_bundle(bundle) -> None:
     assert ref.ask_quantiles["0.00"] == 5000.0
 
 
-def test_reference_computed_on_first_use_matches_the_stored_one(bundle) -> None:
+@pytest.mark.parametrize("variant", ["baseline", "tuned"])  # tuned: refitted on training + validation
+def test_reference_computed_on_first_use_matches_the_stored_one(models_dir: Path, variant: str) -> None:
+    bundle = bundle_of(models_dir, variant)
     computed = monitoring._compute_for(bundle)  # the demo data is regenerated from its seed
     stored = monitoring.reference_of(bundle)
     assert computed.basis.startswith("computed on first use")
