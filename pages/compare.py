@@ -190,8 +190,15 @@ with friendly_errors():
     q1.metric("Accuracy A − B", f"{boot['difference']:+.2%}")
     q2.metric("95% bootstrap interval", f"{boot['ci_low']:+.2%} to {boot['ci_high']:+.2%}")
     q3.metric("McNemar p-value", f"{mc['p_value']:.3g}")
+    fixed = cards[a].fixed_evaluation and cards[b].fixed_evaluation
+    rows_words = (
+        "fixed evaluation rows (both versions scoring the same rows, neither trained on them)"
+        if fixed
+        else "rows of their shared test split (see 'test figures from': an older refitted version has "
+        "trained on them)"
+    )
     st.caption(
-        f"On the {pair['n']:,} fixed evaluation rows (both versions scoring the same rows), "
+        f"On the {pair['n']:,} {rows_words}, "
         f"only A is right on {mc['only_a_right']:,} and only B on "
         f"{mc['only_b_right']:,}. A p-value under 0.05 means the difference is unlikely to be chance."
     )

@@ -269,6 +269,23 @@ def test_compare_shows_every_variant(app: AppTest, home) -> None:
     assert len(app.get("plotly_chart")) >= 6
 
 
+def test_compare_pairwise_says_which_rows_and_counts_them(app: AppTest, home) -> None:
+    from core import evaluation
+    from core.registry import load_bundle
+
+    open_page(app, "compare")
+    a, b = app.selectbox(key="compare_a").value, app.selectbox(key="compare_b").value
+    expected = evaluation.compare_versions(load_bundle(home / "models", a), load_bundle(home / "models", b))
+    captions = [shown(c.value) for c in app.caption]
+    said = [c for c in captions if c.startswith("On the ") and "only A is right" in c]
+    assert said == [
+        f"On the {expected['rows']:,} fixed evaluation rows (both versions scoring the same rows, neither "
+        f"trained on them), only A is right on {expected['mcnemar']['only_a_right']:,} and only B on "
+        f"{expected['mcnemar']['only_b_right']:,}. A p-value under 0.05 means the difference is unlikely "
+        "to be chance."
+    ]
+
+
 def test_explain_what_if_shows_the_exact_new_chance(app: AppTest, home) -> None:
     from core.reading import read_table
     from core.schema import validate
