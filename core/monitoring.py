@@ -684,6 +684,17 @@ class Estimate:
         )
         if self.expected_precision is not None:
             text += f" Expected share of the recommended who succeed: {self.expected_precision:.1%}."
+        if self.calibrated:
+            text += (
+                " The model's chances were first recalibrated on its evaluation rows (rows it never trained "
+                "on), first-time and repeat organisations apart; the interval includes that calibration's "
+                "own uncertainty."
+            )
+        else:
+            text += (
+                " This model version predates the calibration of this estimate: its chances are taken as "
+                "they are, so the estimate may lean optimistic, most of all on first-time organisations."
+            )
         return text
 
 

@@ -39,6 +39,9 @@ def test_the_estimate_follows_the_decision(app: AppTest) -> None:
     expected = batch.estimate_of(scored, shown_decision)
     assert expected.calibrated is True
     assert metric(app, "Expected accuracy") == f"{expected.accuracy:.1%}"
+    said = [shown(c.value) for c in app.caption if shown(c.value).startswith("Expected accuracy of this")]
+    assert len(said) == 1
+    assert "recalibrated on its evaluation rows (rows it never trained on)" in said[0]
     app.slider(key="score_threshold").set_value(0.8).run()
     moved = batch.estimate_of(scored, scored.probabilities >= 0.8)
     assert metric(app, "Expected accuracy") == f"{moved.accuracy:.1%}"

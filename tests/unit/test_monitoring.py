@@ -336,3 +336,13 @@ def test_stored_outcomes_frame(bundle, tmp_path, own_db) -> None:
     assert list(frame.columns) == ["source_line", "IS_SUCCESSFUL"]
     assert frame["IS_SUCCESSFUL"].tolist() == rows["IS_SUCCESSFUL"].tolist()
     assert storage.latest_outcomes()[batch_id].user == "bo"
+
+
+def test_the_estimate_says_whether_it_was_calibrated() -> None:
+    p, rec = np.array([0.9, 0.2, 0.6]), np.array([True, False, True])
+    plain = monitoring.estimate(p, rec).sentence()
+    assert plain.endswith(
+        "This model version predates the calibration of this estimate: its chances are taken as they are, "
+        "so the estimate may lean optimistic, most of all on first-time organisations."
+    )
+    assert "recalibrated" not in plain
