@@ -310,3 +310,46 @@ def test_the_review_queue_end_to_end(browser, a11y_server) -> None:
     assert len(resolved) == 1
     assert resolved["override"].tolist() == ["decline"] and resolved["final_decision"].tolist() == [0]
     storage.reset_engines()
+
+
+def test_a_refused_override_keeps_the_choice_in_the_browser(browser, a11y_server) -> None:
+    from core import record as recorded
+    from core import storage
+
+    url, home = a11y_server
+    record_batch(home, "override-refused.csv", random_state=96)  # the newest batch: History opens it
+    db = f"sqlite:///{home / 'screening.db'}"
+    [ours] = [b for b in storage.list_batches(db) if b.file_name == "override-refused.csv"]
+    row = recorded.load_batch(ours.id, db).rows.set_index("source_line").loc["3"]
+    storage.reset_engines()
+    was = int(row["final_decision"]) == 1
+    choice = "Decline (do not fund)" if was else "Approve (fund)"  # a real change for line 3
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    sign_in(page, url, "sam", "staff-password")
+    page.get_by_role("link", name="History").first.click()
+    settle(page, "Override a recommendation")
+    assert "override-refused.csv" in page.get_by_role("combobox", name="Batch").input_value()
+    applicant = page.get_by_role("combobox", name="Applicant (line in the file · EIN · NAME)")
+    applicant.click()
+    page.keyboard.type(f"line 3 · {row['EIN']}")
+    page.keyboard.press("Enter")
+    idle(page)
+    page.get_by_text(choice).click()
+    page.get_by_role("button", name="Save override").click()  # no reason: refused
+    settle(page, "An override needs a reason.")
+    assert applicant.input_value().startswith(f"line 3 · {row['EIN']}")  # the applicant stays
+    assert page.get_by_role("radio", name=choice).is_checked()  # and so does the decision
+    page.get_by_label("Reason (required)").fill("checked in the browser")
+    page.get_by_role("button", name="Save override").click()
+    change = (
+        "decline (was recommended, now not recommended)"
+        if was
+        else "approve (was not recommended, now recommended)"
+    )
+    settle(page, f"Override saved for line 3 · EIN {row['EIN']} · {row['NAME']}: {change}.")
+    context.close()
+    current = storage.results_with_overrides(ours.id, db).set_index("source_line").loc["3"]
+    storage.reset_engines()
+    assert int(current["final_decision"]) == (0 if was else 1)
+    assert current["override_reason"] == "checked in the browser"
