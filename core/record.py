@@ -184,7 +184,16 @@ def override(
         if after == current:
             state = "already recommended" if current else "already not recommended"
             raise BadRequest(f"{who} is {state}; an override must change the decision. Nothing was saved.")
-    storage.add_override(batch_id, int(line), DECISION_WORDS[decision], reason, user, url)
+    # checked again in the write's own transaction: someone may have overridden the row meanwhile
+    storage.add_override(
+        batch_id,
+        int(line),
+        DECISION_WORDS[decision],
+        reason,
+        user,
+        url,
+        recommended=bool(batch.recommended[i]),
+    )
     return OverrideDone(
         batch_id, int(line), str(row.get(ID_FIELD, "")), str(row.get(NAME_FIELD, "")), decision,
         _word(current), _word(after),

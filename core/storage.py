@@ -838,11 +838,20 @@ def review_counts(url: str | None = None) -> dict[str, tuple[int, int]]:
 # -- overrides -----------------------------------------------------------------------------------
 @_guard
 def add_override(
-    batch_id: str, row: int, decision: int, reason: str, user: str, url: str | None = None
+    batch_id: str,
+    row: int,
+    decision: int,
+    reason: str,
+    user: str,
+    url: str | None = None,
+    recommended: bool | None = None,
 ) -> None:
     """Record a staff override of one applicant (by source_line), with who and why.
 
     ``decision``: 1 approve, 0 decline, -1 undo the override (back to the model's recommendation).
+    ``recommended``: the row's recorded recommendation; when given, an override that would not change
+    the row's current decision (or an undo with no override to undo) is refused, checked in the same
+    transaction as the write, so two people overriding one row at once cannot both record it.
     """
     if decision not in OVERRIDE_WORDS:
         raise BadRequest("An override decision is 1 (approve), 0 (decline) or -1 (undo).")
@@ -850,9 +859,27 @@ def add_override(
     if not reason:
         raise BadRequest("An override needs a reason.")
     with get_engine(url).begin() as conn:
-        exists = conn.execute(select(func.count()).where(batches.c.id == batch_id)).scalar()
-        if not exists:
+        # the first statement is a write: it takes the write lock (SQLite: the database's; PostgreSQL:
+        # this batch's row) until commit, so the check below sees every override committed before it
+        locked = conn.execute(batches.update().where(batches.c.id == batch_id).values(id=batches.c.id))
+        if not locked.rowcount:
             raise BadRequest(f"No recorded batch {batch_id}.")
+        if recommended is not None:
+            latest = conn.execute(
+                select(overrides.c.decision)
+                .where(overrides.c.batch_id == batch_id, overrides.c.row == int(row))
+                .order_by(overrides.c.id.desc())
+                .limit(1)
+            ).scalar()
+            overridden = latest is not None and latest != -1
+            current = bool(latest) if overridden else bool(recommended)
+            if decision == -1 and not overridden:
+                raise BadRequest(f"Line {int(row)} has no override to undo. Nothing was saved.")
+            if decision != -1 and bool(decision) == current:
+                state = "already recommended" if current else "already not recommended"
+                raise BadRequest(
+                    f"Line {int(row)} is {state}; an override must change the decision. Nothing was saved."
+                )
         conn.execute(
             overrides.insert().values(
                 batch_id=batch_id,

@@ -412,6 +412,44 @@ def test_processes_recording_one_file_at_once_store_one_batch(db_url: str) -> No
     assert {i for _, i in said} == {stored.id}  # every refusal names the batch that holds the file
 
 
+OVERRIDER = """
+import sys, time
+from core import storage
+from core.errors import BadRequest
+url, batch_id, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
+time.sleep(max(0.0, start - time.time()))
+try:  # line 2 was recommended: decline it, as everyone else is doing at the same moment
+    storage.add_override(batch_id, 2, 0, "seen twice", "racer", url, recommended=True)
+    print("saved")
+except BadRequest as err:
+    print("refused", "already not recommended" in str(err))
+"""
+
+
+def test_people_overriding_one_row_at_once_record_one_override(db_url: str) -> None:
+    batch_id = record(db_url, results=b"source_line,recommended\n2,1\n3,0\n")
+    with pytest.raises(BadRequest, match="Line 3 is already not recommended"):
+        storage.add_override(batch_id, 3, 0, "no", "sam", db_url, recommended=False)
+    with pytest.raises(BadRequest, match="Line 2 has no override to undo"):
+        storage.add_override(batch_id, 2, -1, "no", "sam", db_url, recommended=True)
+    storage.reset_engines()
+    start = time.time() + 4
+    racers = [
+        subprocess.Popen([sys.executable, "-c", OVERRIDER, db_url, batch_id, str(start)], cwd=PROJECT_ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(5)
+    ]  # fmt: skip
+    said = []
+    for racer in racers:
+        out, err = racer.communicate(timeout=120)
+        assert racer.returncode == 0, err
+        said.append(out.strip())
+    storage.reset_engines()
+    assert sorted(said) == ["refused True"] * 4 + ["saved"]
+    stored = storage.list_overrides(batch_id, db_url)
+    assert stored[["row", "decision"]].values.tolist() == [[2, 0]]
+
+
 def test_a_record_with_duplicates_from_before_once_is_migrated_without_losing_any(db_url: str) -> None:
     first = record(db_url, sha="cd" * 32)
     later = storage.get_batch(first, db_url).created_at + datetime.timedelta(seconds=1)
