@@ -58,6 +58,28 @@ def record_batch(home: Path, name: str, random_state: int) -> None:
     )  # fmt: skip
 
 
+def stored_row(home: Path, file_name: str, line: str):
+    """One stored row of the batch recorded from ``file_name``, and whether it is recommended now."""
+    from core import record as recorded
+    from core import storage
+
+    db = f"sqlite:///{home / 'screening.db'}"
+    [ours] = [b for b in storage.list_batches(db) if b.file_name == file_name]
+    row = recorded.load_batch(ours.id, db).rows.set_index("source_line").loc[line]
+    storage.reset_engines()
+    return row, int(row["final_decision"]) == 1
+
+
+def saved_sentence(line: int, row, was: bool) -> str:
+    """The confirmation of an override that turned the row's decision around."""
+    change = (
+        "decline (was recommended, now not recommended)"
+        if was
+        else "approve (was not recommended, now recommended)"
+    )
+    return f"Override saved for line {line} · EIN {row['EIN']} · {row['NAME']}: {change}."
+
+
 def violations(page) -> list[str]:
     """axe-core's WCAG 2.1 AA violations on the page as it rests. Streamlit dims the previous run's
     elements while a run is in progress (their contrast drops for that moment), so a finding must
@@ -256,15 +278,7 @@ def test_the_staff_flow_works_by_keyboard_alone(browser, a11y_server, tmp_path: 
     settle(page, "Override a recommendation")
     # the form starts on line 2 and Approve; an override must change the decision, so line 2's
     # stored recommendation decides whether the arrow key moves to Decline
-    from core import record as recorded
-    from core import storage
-
-    db = f"sqlite:///{home / 'screening.db'}"
-    ours = [b for b in storage.list_batches(db) if b.file_name == "keyboard.csv"]
-    assert len(ours) == 1
-    row = recorded.load_batch(ours[0].id, db).rows.set_index("source_line").loc["2"]
-    was = int(row["final_decision"]) == 1
-    storage.reset_engines()
+    row, was = stored_row(home, "keyboard.csv", "2")
     tab_to(page, "el.closest('[data-testid=stForm]') && el.type === 'radio'")
     if was:
         page.keyboard.press("ArrowRight")  # Decline (do not fund)
@@ -272,12 +286,7 @@ def test_the_staff_flow_works_by_keyboard_alone(browser, a11y_server, tmp_path: 
     page.keyboard.type("Checked by keyboard")
     tab_to(page, "el.tagName === 'BUTTON' && el.innerText.includes('Save override')")
     page.keyboard.press("Enter")
-    change = (
-        "decline (was recommended, now not recommended)"
-        if was
-        else "approve (was not recommended, now recommended)"
-    )
-    settle(page, f"Override saved for line 2 · EIN {row['EIN']} · {row['NAME']}: {change}.")
+    settle(page, saved_sentence(2, row, was))
     shot(page, "a11y-keyboard-flow")
     context.close()
 
@@ -313,16 +322,11 @@ def test_the_review_queue_end_to_end(browser, a11y_server) -> None:
 
 
 def test_a_refused_override_keeps_the_choice_in_the_browser(browser, a11y_server) -> None:
-    from core import record as recorded
     from core import storage
 
     url, home = a11y_server
     record_batch(home, "override-refused.csv", random_state=96)  # the newest batch: History opens it
-    db = f"sqlite:///{home / 'screening.db'}"
-    [ours] = [b for b in storage.list_batches(db) if b.file_name == "override-refused.csv"]
-    row = recorded.load_batch(ours.id, db).rows.set_index("source_line").loc["3"]
-    storage.reset_engines()
-    was = int(row["final_decision"]) == 1
+    row, was = stored_row(home, "override-refused.csv", "3")
     choice = "Decline (do not fund)" if was else "Approve (fund)"  # a real change for line 3
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
@@ -342,13 +346,10 @@ def test_a_refused_override_keeps_the_choice_in_the_browser(browser, a11y_server
     assert page.get_by_role("radio", name=choice).is_checked()  # and so does the decision
     page.get_by_label("Reason (required)").fill("checked in the browser")
     page.get_by_role("button", name="Save override").click()
-    change = (
-        "decline (was recommended, now not recommended)"
-        if was
-        else "approve (was not recommended, now recommended)"
-    )
-    settle(page, f"Override saved for line 3 · EIN {row['EIN']} · {row['NAME']}: {change}.")
+    settle(page, saved_sentence(3, row, was))
     context.close()
+    db = f"sqlite:///{home / 'screening.db'}"
+    [ours] = [b for b in storage.list_batches(db) if b.file_name == "override-refused.csv"]
     current = storage.results_with_overrides(ours.id, db).set_index("source_line").loc["3"]
     storage.reset_engines()
     assert int(current["final_decision"]) == (0 if was else 1)

@@ -393,19 +393,26 @@ except BadRequest as err:
 """
 
 
-def test_processes_recording_one_file_at_once_store_one_batch(db_url: str) -> None:
-    storage.get_engine(db_url)  # the tables exist before the race
+def race(script: str, *args: str, n: int = 5) -> list[str]:
+    """Run ``n`` processes of ``script`` that all start its work at the same moment (the last argument
+    is that moment); each must exit cleanly. Their outputs, in start order."""
     start = time.time() + 4
     racers = [
-        subprocess.Popen([sys.executable, "-c", RACER, db_url, str(start)], cwd=PROJECT_ROOT,
+        subprocess.Popen([sys.executable, "-c", script, *args, str(start)], cwd=PROJECT_ROOT,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(5)
+        for _ in range(n)
     ]  # fmt: skip
     said = []
     for racer in racers:
         out, err = racer.communicate(timeout=120)
         assert racer.returncode == 0, err
-        said.append(out.split())
+        said.append(out)
+    return said
+
+
+def test_processes_recording_one_file_at_once_store_one_batch(db_url: str) -> None:
+    storage.get_engine(db_url)  # the tables exist before the race
+    said = [out.split() for out in race(RACER, db_url)]
     storage.reset_engines()
     [stored] = storage.list_batches(db_url)
     assert sorted(w for w, _ in said) == ["refused"] * 4 + ["stored"]
@@ -433,17 +440,7 @@ def test_people_overriding_one_row_at_once_record_one_override(db_url: str) -> N
     with pytest.raises(BadRequest, match="Line 2 has no override to undo"):
         storage.add_override(batch_id, 2, -1, "no", "sam", db_url, recommended=True)
     storage.reset_engines()
-    start = time.time() + 4
-    racers = [
-        subprocess.Popen([sys.executable, "-c", OVERRIDER, db_url, batch_id, str(start)], cwd=PROJECT_ROOT,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(5)
-    ]  # fmt: skip
-    said = []
-    for racer in racers:
-        out, err = racer.communicate(timeout=120)
-        assert racer.returncode == 0, err
-        said.append(out.strip())
+    said = [out.strip() for out in race(OVERRIDER, db_url, batch_id)]
     storage.reset_engines()
     assert sorted(said) == ["refused True"] * 4 + ["saved"]
     stored = storage.list_overrides(batch_id, db_url)
