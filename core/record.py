@@ -174,17 +174,9 @@ def override(
     i = batch.position(int(line))
     row = batch.rows.iloc[i]
     current = bool(batch.final[i])
-    who = f"line {int(line)} ({row.get(NAME_FIELD, '') or 'no name'})"
-    if decision == "undo":
-        if row["override"] == "none":
-            raise BadRequest(f"{who} has no override to undo.")
-        after = bool(batch.recommended[i])
-    else:
-        after = decision == "approve"
-        if after == current:
-            state = "already recommended" if current else "already not recommended"
-            raise BadRequest(f"{who} is {state}; an override must change the decision. Nothing was saved.")
-    # checked again in the write's own transaction: someone may have overridden the row meanwhile
+    after = bool(batch.recommended[i]) if decision == "undo" else decision == "approve"
+    # the rules (a real change; an override to undo) are checked in the write's own transaction, so
+    # an override someone saved meanwhile counts
     storage.add_override(
         batch_id,
         int(line),
@@ -193,6 +185,7 @@ def override(
         user,
         url,
         recommended=bool(batch.recommended[i]),
+        who=f"line {int(line)} ({row.get(NAME_FIELD, '') or 'no name'})",
     )
     return OverrideDone(
         batch_id, int(line), str(row.get(ID_FIELD, "")), str(row.get(NAME_FIELD, "")), decision,

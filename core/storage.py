@@ -845,6 +845,7 @@ def add_override(
     user: str,
     url: str | None = None,
     recommended: bool | None = None,
+    who: str | None = None,
 ) -> None:
     """Record a staff override of one applicant (by source_line), with who and why.
 
@@ -852,6 +853,7 @@ def add_override(
     ``recommended``: the row's recorded recommendation; when given, an override that would not change
     the row's current decision (or an undo with no override to undo) is refused, checked in the same
     transaction as the write, so two people overriding one row at once cannot both record it.
+    ``who``: how a refusal names the applicant (default "Line N").
     """
     if decision not in OVERRIDE_WORDS:
         raise BadRequest("An override decision is 1 (approve), 0 (decline) or -1 (undo).")
@@ -873,12 +875,13 @@ def add_override(
             ).scalar()
             overridden = latest is not None and latest != -1
             current = bool(latest) if overridden else bool(recommended)
+            who = who or f"Line {int(row)}"
             if decision == -1 and not overridden:
-                raise BadRequest(f"Line {int(row)} has no override to undo. Nothing was saved.")
+                raise BadRequest(f"{who} has no override to undo. Nothing was saved.")
             if decision != -1 and bool(decision) == current:
                 state = "already recommended" if current else "already not recommended"
                 raise BadRequest(
-                    f"Line {int(row)} is {state}; an override must change the decision. Nothing was saved."
+                    f"{who} is {state}; an override must change the decision. Nothing was saved."
                 )
         conn.execute(
             overrides.insert().values(
