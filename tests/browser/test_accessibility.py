@@ -58,6 +58,18 @@ def record_batch(home: Path, name: str, random_state: int) -> None:
     )  # fmt: skip
 
 
+def open_as_staff(browser, url: str, link: str, marker: str, file_name: str):
+    """Sign in as staff and open a page from the menu; the page shows the batch recorded from
+    ``file_name`` (the newest). Returns the browser context and the page."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    sign_in(page, url, "sam", "staff-password")
+    page.get_by_role("link", name=link).first.click()
+    settle(page, marker)
+    assert file_name in page.get_by_role("combobox", name="Batch").input_value()
+    return context, page
+
+
 def stored_row(home: Path, file_name: str, line: str):
     """One stored row of the batch recorded from ``file_name``, and whether it is recommended now."""
     from core import record as recorded
@@ -298,12 +310,7 @@ def test_the_review_queue_end_to_end(browser, a11y_server) -> None:
     # a batch of its own (the newest, so the page selects it): nothing of it is queued yet,
     # whatever the other tests on this server did
     record_batch(home, "review-queue.csv", random_state=94)
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    sign_in(page, url, "sam", "staff-password")
-    page.get_by_role("link", name="Review").first.click()
-    settle(page, "Review queue")
-    assert "review-queue.csv" in page.get_by_role("combobox", name="Batch").input_value()
+    context, page = open_as_staff(browser, url, "Review", "Review queue", "review-queue.csv")
     page.get_by_role("button", name="Build the queue").click()
     settle(page, "rows added to the queue")
     page.get_by_text("Decline (do not fund)").click()
@@ -328,12 +335,9 @@ def test_a_refused_override_keeps_the_choice_in_the_browser(browser, a11y_server
     record_batch(home, "override-refused.csv", random_state=96)  # the newest batch: History opens it
     row, was = stored_row(home, "override-refused.csv", "3")
     choice = "Decline (do not fund)" if was else "Approve (fund)"  # a real change for line 3
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    sign_in(page, url, "sam", "staff-password")
-    page.get_by_role("link", name="History").first.click()
-    settle(page, "Override a recommendation")
-    assert "override-refused.csv" in page.get_by_role("combobox", name="Batch").input_value()
+    context, page = open_as_staff(
+        browser, url, "History", "Override a recommendation", "override-refused.csv"
+    )
     applicant = page.get_by_role("combobox", name="Applicant (line in the file · EIN · NAME)")
     applicant.click()
     page.keyboard.type(f"line 3 · {row['EIN']}")
