@@ -271,7 +271,7 @@ def cmd_override(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Two versions on the same labelled rows (default: rows neither served network trained on)."""
-    from core.evaluation import compare_versions
+    from core.evaluation import compare_versions, unseen_given_rows
     from core.registry import load_bundle
 
     if args.version_a == args.version_b:
@@ -289,8 +289,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
             raise UserError(f"{path.name} has no valid rows with IS_SUCCESSFUL 0 or 1")
         if report.accepted[TARGET].nunique() < 2:
             raise UserError(f"{path.name} needs both outcomes (IS_SUCCESSFUL 0 and 1) to compare on")
-        rows = report.accepted.reset_index(drop=True)
-        on = f"the {len(rows):,} valid labelled rows of {path.name} ({report.n_rejected:,} rows rejected)"
+        rows, on, _ = unseen_given_rows([a, b], report.accepted.reset_index(drop=True), path.name)
+        on += f"; {report.n_rejected:,} rows of the file were rejected"
     result = compare_versions(a, b, rows, on)
     out = {k: result[k] for k in ("rows", "on", "a", "b", "mcnemar_p")}
     _write_json(args.json, out)
@@ -390,7 +390,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from core.evaluation import evaluate_predictions
+    """A version's figures on a labelled file's rows that its served network never trained on."""
+    from core.evaluation import evaluate_predictions, unseen_given_rows
     from core.reading import read_table
     from core.schema import TARGET, validate
 
@@ -398,7 +399,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     report = validate(read_table(args.input), need_target=True)
     if report.n_accepted == 0:
         raise UserError("no valid rows with IS_SUCCESSFUL to evaluate on")
-    rows = report.accepted
+    if report.accepted[TARGET].nunique() < 2:
+        raise UserError("evaluating needs both outcomes (IS_SUCCESSFUL 0 and 1) among the valid rows")
+    source = Path(args.input).name
+    rows, on, left_out = unseen_given_rows([bundle], report.accepted.reset_index(drop=True), source)
     probs = bundle.predict_proba(rows.drop(columns=[TARGET]))
     result = evaluate_predictions(rows[TARGET].to_numpy(), probs, bundle.threshold, seen=bundle.is_seen(rows))
     result.pop("curves")
@@ -407,6 +411,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "version": bundle.version,
         "rows": report.n_input,
         "rejected_rows": report.n_rejected,
+        "trained_on_rows": left_out,  # valid rows left out: the served network learned from them
+        "evaluated_rows": len(rows),
+        "on": on,
         "overall": result,
     }
     result["seen_organisations"] = result["overall"].pop("seen_organisations")

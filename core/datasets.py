@@ -12,7 +12,7 @@ from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
 from core.errors import FileError
 from core.reading import read_table
-from core.schema import TARGET, ValidationReport, validate
+from core.schema import ID_FIELD, NAME_FIELD, REQUIRED_FIELDS, TARGET, ValidationReport, validate
 from core.synthetic import generate
 
 SYNTHETIC_ROWS = 8000
@@ -97,6 +97,23 @@ def evaluation_mask(frame: pd.DataFrame) -> np.ndarray:
         ),
         dtype=bool,
         count=len(keys),
+    )
+
+
+def row_fingerprints(frame: pd.DataFrame) -> np.ndarray:
+    """One 64-bit fingerprint per validated row: a hash of all its application fields (EIN, NAME and
+    the required fields, never the outcome). A bundle keeps those of the rows its served network
+    learned from, so a labelled file given later can be checked for rows the network has seen."""
+    fields = [ID_FIELD, NAME_FIELD, *REQUIRED_FIELDS]
+    cells = pd.DataFrame(
+        {f: frame[f].astype(str) if f in frame else pd.Series("", index=frame.index) for f in fields}
+    )
+    joined = cells.agg("\x1f".join, axis=1) if len(cells) else pd.Series([], dtype=object)
+    digests = (hashlib.sha256(f"row|{k}".encode()).digest()[:8] for k in joined)
+    return np.fromiter(
+        (int.from_bytes(d, "big", signed=True) for d in digests),
+        dtype=np.int64,
+        count=len(joined),
     )
 
 

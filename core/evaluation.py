@@ -280,6 +280,58 @@ def unseen_rows(a: object, b: object) -> tuple[pd.DataFrame, str]:
     return rows, on
 
 
+def unseen_given_rows(
+    versions: list, rows: pd.DataFrame, source: str
+) -> tuple[pd.DataFrame, str, int | None]:
+    """A labelled file's valid rows less those any of ``versions``' served networks learned from
+    (``Bundle.learned_from``): (rows kept, which rows in words, rows left out; None when a version
+    cannot tell). Raises BadRequest when no row is left or the rows left have one outcome only."""
+    from core.errors import BadRequest
+    from core.schema import TARGET
+
+    learned = np.zeros(len(rows), dtype=bool)
+    unknown = []
+    for version in versions:
+        mask = version.learned_from(rows)
+        if mask is None:
+            unknown.append(version.version)
+        else:
+            learned |= mask
+    if len(versions) == 2:
+        learned_by, never, it = (
+            "one of the versions learned from",
+            "neither version's served network trained on",
+            "a version",
+        )
+    else:
+        learned_by, never, it = (
+            "the version learned from",
+            "the version's served network never trained on",
+            "it",
+        )
+    left_out = int(learned.sum())
+    if left_out == len(rows):
+        raise BadRequest(
+            f"Every valid row of {source} is a row {learned_by}: a figure on them would flatter it. "
+            "Give labelled rows it never saw."
+        )
+    kept = rows.loc[~learned].reset_index(drop=True)
+    if kept[TARGET].nunique() < 2:
+        raise BadRequest(
+            f"The {len(kept):,} rows of {source} that {never} have one outcome only; comparing needs both "
+            "(IS_SUCCESSFUL 0 and 1)."
+        )
+    on = f"the {len(kept):,} valid labelled rows of {source} that {never}"
+    if left_out:
+        on += f" ({left_out:,} rows {it} trained on were left out)"
+    if unknown:
+        on += (
+            f"; {', '.join(unknown)} was saved before versions kept their training rows, so whether it "
+            "trained on any of these rows cannot be told"
+        )
+    return kept, on, (None if unknown else left_out)
+
+
 def compare_versions(a: object, b: object, rows: pd.DataFrame | None = None, on: str | None = None) -> dict:
     """Two versions on the same labelled rows: accuracy and ROC AUC each (at its own threshold) and
     McNemar's exact p. ``rows`` None: rows neither served network trained on (``unseen_rows``)."""

@@ -65,6 +65,7 @@ BUNDLE_FILES = (
     "background.parquet",
     "training_names.parquet",
     "reference.json",  # the monitoring reference profile (core.monitoring), versions from 2026-11-27 on
+    "trained_rows.parquet",  # fingerprints of the rows the served network learned from (2026-12-03 on)
 )
 REQUIRED_FILES = (META, NETWORK_FILE, "history.json")
 PREPROCESSOR_FILES = ("preprocessor.json", "preprocessor.joblib")  # a bundle needs one of them
@@ -231,6 +232,16 @@ class Bundle:
         """Normalised names of the organisations the model was trained on (read once)."""
         return set(self._signed_parquet("training_names.parquet")["NAME"])
 
+    def learned_from(self, rows: pd.DataFrame) -> np.ndarray | None:
+        """Whether the served network learned from each validated row (the same application fields
+        as a row it trained on); None for versions saved before their training rows were kept."""
+        if "trained_rows.parquet" not in self.digests:
+            return None
+        from core.datasets import row_fingerprints
+
+        trained = self._signed_parquet("trained_rows.parquet")["fingerprint"].to_numpy(dtype=np.int64)
+        return np.isin(row_fingerprints(rows), trained)
+
     def is_seen(self, df: pd.DataFrame) -> np.ndarray:
         """Whether each row's organisation appeared in training (False when NAME is absent)."""
         from core.features import seen_mask
@@ -256,6 +267,7 @@ def save_bundle(
     background: pd.DataFrame,
     training_names: pd.Series,
     reference: object | None = None,
+    trained_rows: np.ndarray | None = None,
 ) -> ModelCard:
     """Write a new immutable version of ``variant``; returns its card (with the version id)."""
     from core.features import preprocessor_to_json
@@ -279,6 +291,10 @@ def save_bundle(
             pd.DataFrame({"NAME": training_names}).to_parquet(tmp / "training_names.parquet", index=False)
             if reference is not None:  # the monitoring profile (core.monitoring.Reference)
                 (tmp / "reference.json").write_text(reference.to_json())
+            if trained_rows is not None:  # core.datasets.row_fingerprints of the served network's rows
+                pd.DataFrame({"fingerprint": np.asarray(trained_rows, dtype=np.int64)}).to_parquet(
+                    tmp / "trained_rows.parquet", index=False
+                )
             files = {p.name: file_sha256(p) for p in tmp.iterdir()}
             digest = content_hash(files)
             created = datetime.fromisoformat(card["created"])

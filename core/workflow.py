@@ -16,7 +16,14 @@ import pandas as pd
 
 from core import config
 from core.card import ModelCard
-from core.datasets import EVALUATION_RULE, TrainingData, evaluation_words, fixed_splits, load_training_data
+from core.datasets import (
+    EVALUATION_RULE,
+    TrainingData,
+    evaluation_words,
+    fixed_splits,
+    load_training_data,
+    row_fingerprints,
+)
 from core.evaluation import evaluate_grouped, evaluate_predictions
 from core.features import frame_names, known_names, seen_mask
 from core.monitoring import build_reference
@@ -106,6 +113,7 @@ def train_variants(
             background=background.drop(columns=[TARGET]).reset_index(drop=True),
             training_names=pd.Series(sorted(known_names(fitted_on)), dtype=object),
             reference=reference,
+            trained_rows=row_fingerprints(fitted_on),
         )
     ensure_live(models_dir, list(results.values()))
     return results

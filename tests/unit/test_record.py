@@ -16,6 +16,7 @@ from core.datasets import evaluation_mask
 from core.decisions import Rule
 from core.errors import StorageError
 from core.evaluation import head_to_head
+from core.schema import validate
 from core.synthetic import generate, sample_applicants
 from tests.conftest import bundle_of, csv_bytes
 
@@ -138,6 +139,71 @@ def test_cli_compare_contract(models_dir, tmp_path) -> None:
     )
     got = json.loads(out.read_text())
     assert got["rows"] == 200 and "l.csv" in got["on"] and 0 <= got["mcnemar_p"] <= 1
+    assert "trained on were left out" not in got["on"]  # new rows: none left out
+
+
+def test_compare_and_evaluate_on_a_file_leave_out_the_rows_a_served_network_trained_on(
+    models_dir, tmp_path, capsys
+) -> None:
+    """Given the very history the versions trained on, `compare --input` and `evaluate` keep only
+    the rows each served network never trained on, and say how many they left out."""
+    from core.datasets import SYNTHETIC_ROWS
+
+    tuned, l2 = bundle_of(models_dir, "tuned"), bundle_of(models_dir, "l2")
+    history = tmp_path / "history.csv"  # the demo history every test version trained on
+    generate(SYNTHETIC_ROWS, random_state=0).to_csv(history, index=False)
+    out = tmp_path / "c.json"
+    args = ["compare", tuned.version, l2.version, "--input", str(history), "--models-dir", str(models_dir)]
+    assert main([*args, "--json", str(out)]) == 0
+    got = json.loads(out.read_text())
+    # the refitted `tuned` learned from every row but the evaluation rows; l2 from fewer
+    unseen = tuned.card.evaluation["rows"]
+    assert got["rows"] == unseen
+    assert f"({SYNTHETIC_ROWS - unseen:,} rows a version trained on were left out)" in got["on"]
+    assert got["on"].startswith(
+        f"the {unseen:,} valid labelled rows of history.csv that neither version's served"
+    )
+
+    capsys.readouterr()
+    args = ["evaluate", "--input", str(history), "--version", l2.version, "--models-dir", str(models_dir)]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["rows"] == SYNTHETIC_ROWS
+    assert report["trained_on_rows"] == l2.card.splits["train"]  # l2 is not refitted: train rows only
+    assert report["evaluated_rows"] == l2.card.splits["validation"] + l2.card.splits["test"]
+    assert report["overall"]["n"] == report["evaluated_rows"]
+
+    # rows the network trained on, and nothing else: refused, not a flattering figure
+    trained = tmp_path / "trained.csv"
+    rows = generate(SYNTHETIC_ROWS, random_state=0)
+    rows.loc[~evaluation_mask(rows)].head(300).to_csv(trained, index=False)
+    assert main(["compare", tuned.version, l2.version, "--input", str(trained), "--models-dir",
+                 str(models_dir), "--json", str(out)]) == 2  # fmt: skip
+    assert "is a row one of the versions learned from: a figure on them would flatter it" in (
+        capsys.readouterr().err
+    )
+
+
+def test_a_version_saved_before_it_kept_its_training_rows_says_it_cannot_tell(models_dir) -> None:
+    import dataclasses
+
+    from core.evaluation import unseen_given_rows
+
+    tuned = bundle_of(models_dir, "tuned")
+    older = dataclasses.replace(
+        tuned, digests={k: v for k, v in tuned.digests.items() if k != "trained_rows.parquet"}
+    )
+    rows = validate(generate(120, random_state=31).astype(str), need_target=True).accepted
+    kept, on, left_out = unseen_given_rows([older], rows, "new.csv")
+    assert (len(kept), left_out) == (120, None)
+    assert on == (
+        f"the 120 valid labelled rows of new.csv that the version's served network never trained on; "
+        f"{tuned.version} was saved before versions kept their training rows, so whether it trained on "
+        "any of these rows cannot be told"
+    )
+    kept, on, left_out = unseen_given_rows([tuned], rows, "new.csv")
+    assert (len(kept), left_out) == (120, 0)
+    assert on == "the 120 valid labelled rows of new.csv that the version's served network never trained on"
 
 
 def test_a_damaged_lockout_record_is_reported_and_kept(home_copy: Path) -> None:
