@@ -108,7 +108,7 @@ def row_fingerprints(frame: pd.DataFrame) -> np.ndarray:
     cells = pd.DataFrame(
         {f: frame[f].astype(str) if f in frame else pd.Series("", index=frame.index) for f in fields}
     )
-    joined = cells.agg("\x1f".join, axis=1) if len(cells) else pd.Series([], dtype=object)
+    joined = cells[fields[0]].str.cat([cells[f] for f in fields[1:]], sep="\x1f")
     digests = (hashlib.sha256(f"row|{k}".encode()).digest()[:8] for k in joined)
     return np.fromiter(
         (int.from_bytes(d, "big", signed=True) for d in digests),
