@@ -7,7 +7,8 @@ normalised exactly as validation normalised them when the file was scored (``t3`
 History all read it; nothing else re-parses stored CSVs.
 
 :func:`override` is the only way to change a decision: the line must be in the batch, the reason
-not blank, and the decision must change something.
+not blank, and the decision must change something. :func:`resolve_review` closes a review item; the
+resolution becomes the row's override only when it changes the row's decision.
 """
 
 from __future__ import annotations
@@ -190,6 +191,48 @@ def override(
     return OverrideDone(
         batch_id, int(line), str(row.get(ID_FIELD, "")), str(row.get(NAME_FIELD, "")), decision,
         _word(current), _word(after),
+    )  # fmt: skip
+
+
+@dataclass
+class ReviewDone:
+    """What resolving a review item did, for the confirmation."""
+
+    source_line: int
+    ein: str
+    name: str
+    decision: str  # approve / decline / keep
+    before: str  # the row's decision before: "recommended" / "not recommended"
+    after: str
+    overridden: bool  # whether the resolution was recorded as the row's override
+
+    def sentence(self) -> str:
+        who = f"line {self.source_line} · EIN {self.ein or '(none)'} · {self.name or '(no name)'}"
+        verdict = "keep the model's recommendation" if self.decision == "keep" else self.decision
+        head = f"Resolved {who}: {verdict}."
+        if not self.overridden:
+            return f"{head} The row was already {self.after}, so no override was recorded."
+        if self.decision == "keep":
+            return f"{head} Its override is undone: back to the model's decision, {self.after}."
+        return f"{head} It is now the row's override in History (was {self.before}, now {self.after})."
+
+
+def resolve_review(item_id: int, decision: str, reason: str, user: str, url: str | None = None) -> ReviewDone:
+    """Resolve a queued row (approve / decline / keep) with a reason. The resolution is kept on the
+    item; it becomes the row's override only when it changes the row's current decision (checked in
+    the write's own transaction)."""
+    item = storage.review_item(item_id, url)
+    batch = load_batch(item["batch_id"], url)
+    line = int(item["source_line"])
+    i = batch.position(line)
+    row = batch.rows.iloc[i]
+    before = bool(batch.final[i])
+    recommended = bool(batch.recommended[i])
+    overridden = storage.resolve_review(item_id, decision, reason, user, url, recommended=recommended)
+    after = (recommended if decision == "keep" else decision == "approve") if overridden else before
+    return ReviewDone(
+        line, str(row.get(ID_FIELD, "")), str(row.get(NAME_FIELD, "")), decision,
+        _word(before), _word(after), overridden,
     )  # fmt: skip
 
 

@@ -778,6 +778,13 @@ def _item(conn, item_id: int) -> dict:
 
 
 @_guard
+def review_item(item_id: int, url: str | None = None) -> dict:
+    """One review item (its batch, source_line, status and resolution)."""
+    with get_engine(url).connect() as conn:
+        return _item(conn, item_id)
+
+
+@_guard
 def assign_review(item_id: int, assignee: str, url: str | None = None) -> None:
     assignee = clean_text(assignee or "", 120).strip()
     if not assignee:
@@ -791,9 +798,19 @@ def assign_review(item_id: int, assignee: str, url: str | None = None) -> None:
 
 
 @_guard
-def resolve_review(item_id: int, decision: str, reason: str, user: str, url: str | None = None) -> None:
-    """Resolve a queued row with approve / decline / keep and a reason; in the same transaction the
-    resolution becomes the row's override (keep: back to the model's recommendation)."""
+def resolve_review(
+    item_id: int,
+    decision: str,
+    reason: str,
+    user: str,
+    url: str | None = None,
+    recommended: bool | None = None,
+) -> bool:
+    """Resolve a queued row with approve / decline / keep and a reason; in the same transaction a
+    resolution that changes the row's current decision becomes its override (keep: back to the
+    model's recommendation). ``recommended``: the row's recorded recommendation; when given, a
+    resolution that confirms the current decision is recorded on the item only, not as an override.
+    Returns whether an override was recorded."""
     if decision not in REVIEW_DECISIONS:
         raise BadRequest("A review is resolved with approve, decline or keep.")
     reason = clean_text(reason or "", 2000).strip()
@@ -801,6 +818,9 @@ def resolve_review(item_id: int, decision: str, reason: str, user: str, url: str
         raise BadRequest("A review resolution needs a reason.")
     now = datetime.now(UTC)
     with get_engine(url).begin() as conn:
+        item = _item(conn, item_id)
+        # a write first: the batch's write lock, so the row's current decision cannot change under us
+        conn.execute(batches.update().where(batches.c.id == item["batch_id"]).values(id=batches.c.id))
         item = _item(conn, item_id)
         if item["status"] == "resolved":
             raise BadRequest(f"Review item {item_id} is already resolved ({item['decision']}).")
@@ -810,13 +830,21 @@ def resolve_review(item_id: int, decision: str, reason: str, user: str, url: str
             .values(status="resolved", decision=decision, reason=reason, resolved_by=clean_text(user, 120),
                     resolved_at=now, assigned_to=item["assigned_to"] or clean_text(user, 120))
         )  # fmt: skip
-        conn.execute(
-            overrides.insert().values(
-                batch_id=item["batch_id"], row=int(item["source_line"]), decision=REVIEW_DECISIONS[decision],
-                reason=f"review: {reason}", user=clean_text(user, 120), created_at=now,
+        wanted, changes = REVIEW_DECISIONS[decision], True
+        if recommended is not None:
+            overridden, current = _current_decision(
+                conn, item["batch_id"], int(item["source_line"]), recommended
             )
-        )  # fmt: skip
+            changes = overridden if wanted == -1 else bool(wanted) != current
+        if changes:
+            conn.execute(
+                overrides.insert().values(
+                    batch_id=item["batch_id"], row=int(item["source_line"]), decision=wanted,
+                    reason=f"review: {reason}", user=clean_text(user, 120), created_at=now,
+                )
+            )  # fmt: skip
     maybe_backup(url)
+    return changes
 
 
 @_guard
@@ -836,6 +864,18 @@ def review_counts(url: str | None = None) -> dict[str, tuple[int, int]]:
 
 
 # -- overrides -----------------------------------------------------------------------------------
+def _current_decision(conn: object, batch_id: str, row: int, recommended: bool) -> tuple[bool, bool]:
+    """(whether the row has an override in force, its current decision) inside a transaction."""
+    latest = conn.execute(
+        select(overrides.c.decision)
+        .where(overrides.c.batch_id == batch_id, overrides.c.row == int(row))
+        .order_by(overrides.c.id.desc())
+        .limit(1)
+    ).scalar()
+    overridden = latest is not None and latest != -1
+    return overridden, bool(latest) if overridden else bool(recommended)
+
+
 @_guard
 def add_override(
     batch_id: str,
@@ -867,14 +907,7 @@ def add_override(
         if not locked.rowcount:
             raise BadRequest(f"No recorded batch {batch_id}.")
         if recommended is not None:
-            latest = conn.execute(
-                select(overrides.c.decision)
-                .where(overrides.c.batch_id == batch_id, overrides.c.row == int(row))
-                .order_by(overrides.c.id.desc())
-                .limit(1)
-            ).scalar()
-            overridden = latest is not None and latest != -1
-            current = bool(latest) if overridden else bool(recommended)
+            overridden, current = _current_decision(conn, batch_id, int(row), recommended)
             who = who or f"Line {int(row)}"
             if decision == -1 and not overridden:
                 raise BadRequest(f"{who} has no override to undo. Nothing was saved.")

@@ -6,6 +6,7 @@ import streamlit as st
 
 from core import review, storage
 from core.errors import ScreeningError, StorageError
+from core.record import resolve_review
 from core.text import safe_text
 from pages.common import friendly_errors, get_bundle, page_setup, version_label, versions
 
@@ -14,7 +15,8 @@ st.title("Review queue")
 st.caption(
     "Rows that need a human look before the decision stands: "
     + "; ".join(review.RULES.values())
-    + ". Resolving an item records it as the row's override (keep: the model's recommendation stands)."
+    + ". A resolution that changes the row's decision becomes its override (keep: back to the model's "
+    "recommendation); one that confirms it is kept on the item only."
 )
 try:
     records = storage.list_batches()
@@ -91,7 +93,10 @@ with friendly_errors():
         line = int(open_items.loc[open_items["id"] == item, "source_line"].iloc[0])
         st.session_state["review_notice"] = f"Item for line {line} assigned to {assignee.strip()}."
         st.rerun()
-    with st.form("review_resolve", clear_on_submit=True):
+    if st.session_state.pop("review_resolved", False):  # a resolution empties the reason (before the widget)
+        st.session_state["review_reason"] = ""
+    # a refused submit (no reason) keeps the decision and reason the person chose
+    with st.form("review_resolve", clear_on_submit=False):
         decision = st.radio(
             "Decision",
             ["approve", "decline", "keep"],
@@ -102,6 +107,7 @@ with friendly_errors():
         reason = st.text_area("Reason (required)", key="review_reason")
         done = st.form_submit_button("Resolve")
     if done:
-        storage.resolve_review(item, decision, reason, user.name)
-        st.session_state["review_notice"] = f"Resolved: {decision}. It is now the row's override in History."
+        done_item = resolve_review(item, decision, reason, user.name)
+        st.session_state["review_notice"] = done_item.sentence()
+        st.session_state["review_resolved"] = True
         st.rerun()

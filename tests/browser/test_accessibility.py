@@ -313,18 +313,33 @@ def test_the_review_queue_end_to_end(browser, a11y_server) -> None:
     context, page = open_as_staff(browser, url, "Review", "Review queue", "review-queue.csv")
     page.get_by_role("button", name="Build the queue").click()
     settle(page, "rows added to the queue")
-    page.get_by_text("Decline (do not fund)").click()
+    # the page selects the first open item; resolve it with the decision that turns it around
+    db = f"sqlite:///{home / 'screening.db'}"
+    [ours] = [b for b in storage.list_batches(db) if b.file_name == "review-queue.csv"]
+    line = int(storage.list_review_items(ours.id, db)["source_line"].iloc[0])
+    storage.reset_engines()
+    row, was = stored_row(home, "review-queue.csv", str(line))
+    flip, change = (
+        ("decline", "was recommended, now not recommended")
+        if was
+        else ("approve", "was not recommended, now recommended")
+    )
+    page.get_by_text("Decline (do not fund)" if was else "Approve (fund)").click()
     page.get_by_label("Reason (required)").fill("looked at it in the browser")
     page.get_by_role("button", name="Resolve").click()
-    settle(page, "Resolved: decline. It is now the row's override in History.")
+    settle(
+        page,
+        f"Resolved line {line} · EIN {row['EIN']} · {row['NAME']}: {flip}. It is now the row's override "
+        f"in History ({change}).",
+    )
     context.close()
-    db = f"sqlite:///{home / 'screening.db'}"
     import pandas as pd
 
     current = pd.concat([storage.results_with_overrides(b.id, db) for b in storage.list_batches(db)])
     resolved = current[current["override_reason"] == "review: looked at it in the browser"]
-    assert len(resolved) == 1
-    assert resolved["override"].tolist() == ["decline"] and resolved["final_decision"].tolist() == [0]
+    assert resolved["source_line"].astype(int).tolist() == [line]
+    assert resolved["override"].tolist() == [flip]
+    assert resolved["final_decision"].tolist() == [0 if was else 1]
     storage.reset_engines()
 
 

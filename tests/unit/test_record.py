@@ -78,6 +78,56 @@ def test_override_rules_in_core_and_cli(models_dir, own_db, tmp_path, capsys) ->
     ]  # fmt: skip
 
 
+def test_a_review_resolution_is_an_override_only_when_it_changes_the_decision(
+    models_dir, own_db, tmp_path
+) -> None:
+    batch_id, raw = scored_file(tmp_path, models_dir)
+    loaded = record.load_batch(batch_id)
+    yes, changed, plain = (int(loaded.source_lines[i]) for i in np.flatnonzero(loaded.recommended)[:3])
+    no = int(loaded.source_lines[int(np.flatnonzero(~loaded.recommended)[0])])
+    record.override(batch_id, changed, "decline", "asked twice", "bo")
+    storage.add_review_items(batch_id, [(line, "near the line") for line in (yes, no, changed, plain)])
+    items = storage.list_review_items(batch_id).set_index("source_line")["id"].astype(int)
+
+    def who(line: int) -> str:
+        return f"line {line} · EIN {raw.loc[line - 2, 'EIN']} · {raw.loc[line - 2, 'NAME']}"
+
+    # approving a row already recommended confirms it: resolved, but no override
+    done = record.resolve_review(items[yes], "approve", "checked the references", "bo")
+    assert done.sentence() == (
+        f"Resolved {who(yes)}: approve. The row was already recommended, so no override was recorded."
+    )
+    assert storage.override_counts() == {batch_id: 1}  # the one made before
+    assert storage.review_counts() == {batch_id: (3, 1)}
+    assert storage.list_review_items(batch_id).set_index("source_line").loc[yes, "decision"] == "approve"
+    # approving a row not recommended changes it: an override History counts
+    done = record.resolve_review(items[no], "approve", "strong case", "cy")
+    assert done.sentence() == (
+        f"Resolved {who(no)}: approve. It is now the row's override in History "
+        "(was not recommended, now recommended)."
+    )
+    assert storage.override_counts() == {batch_id: 2}
+    # keep on an overridden row undoes its override; keep on a row without one changes nothing
+    done = record.resolve_review(items[changed], "keep", "back to the model", "cy")
+    assert done.sentence() == (
+        f"Resolved {who(changed)}: keep the model's recommendation. Its override is undone: back to "
+        "the model's decision, recommended."
+    )
+    done = record.resolve_review(items[plain], "keep", "fine as it is", "cy")
+    assert done.sentence() == (
+        f"Resolved {who(plain)}: keep the model's recommendation. The row was already recommended, so no "
+        "override was recorded."
+    )
+    made = storage.list_overrides(batch_id)[["row", "decision", "reason"]].values.tolist()
+    assert made == [
+        [changed, 0, "asked twice"],
+        [no, 1, "review: strong case"],
+        [changed, -1, "review: back to the model"],
+    ]
+    final = record.load_batch(batch_id).final
+    assert final.tolist() == (loaded.recommended | (loaded.source_lines == no)).tolist()
+
+
 def test_history_list_and_show_contract(models_dir, own_db, tmp_path, capsys) -> None:
     batch_id, raw = scored_file(tmp_path, models_dir)
     outcomes = tmp_path / "outcomes.csv"
