@@ -77,6 +77,7 @@ class ScoredBatch:
     check: monitoring.Check | None = None  # data checks against the model's reference (None: no reference)
     first_time: np.ndarray | None = None  # organisation absent from the model's training data, per row
     calibration: monitoring.EstimateCalibration | None = None  # the scoring version's, for estimates
+    learned: int | None = None  # rows the version's served network learned from (None: cannot tell)
     explain_seconds: float = 0.0  # time spent explaining this batch's rows so far...
     explained: int = 0  # ...and how many rows that was (the estimate before explaining the rest)
 
@@ -182,9 +183,11 @@ def score_upload(
     profile = monitoring.new_profile(bundle)
     with _scoring_slots:
         reports, inputs, features, lines, probs, first = [], [], [], [], [], []
+        learned: int | None = 0
         for line, chunk in iter_chunks(blob, chunksize):
             report, chunk_inputs, chunk_lines, chunk_probs = _scored_chunk(bundle, chunk, line)
             first.append(_profile_chunk(bundle, profile, report, chunk_probs))
+            learned = _add_learned(learned, bundle, report)
             features.append(report.accepted.reset_index(drop=True))
             inputs.append(chunk_inputs)
             lines.append(chunk_lines)
@@ -209,10 +212,30 @@ def score_upload(
         check=monitoring.check_bundle_profile(bundle, profile) if profile is not None else None,
         first_time=np.concatenate(first),
         calibration=profile.reference.calibration() if profile is not None else None,
+        learned=learned,
     )
     del reports, inputs, features, lines, probs
     release_memory()
     return scored
+
+
+def _add_learned(count: int | None, bundle: Bundle, report: ValidationReport) -> int | None:
+    """``count`` plus the chunk's rows the served network learned from (None once it cannot tell)."""
+    if count is None:
+        return None
+    mask = bundle.learned_from(report.accepted) if len(report.accepted) else np.zeros(0, bool)
+    return None if mask is None else count + int(mask.sum())
+
+
+def learned_notice(learned: int | None, version: str) -> str | None:
+    """The warning shown when a batch holds rows its model learned from (None when it holds none)."""
+    if not learned:
+        return None
+    return (
+        f"{learned:,} of these rows are rows model version {version} learned from in training (every "
+        "application field the same as a training row). Its chances for them are not forecasts: it has "
+        "seen their outcomes. The accuracy estimate and any comparison with outcomes flatter it on them."
+    )
 
 
 def _profile_chunk(
@@ -500,6 +523,7 @@ class FileScoreSummary:
     recommended: int
     check: monitoring.Check | None = None
     estimate: monitoring.Estimate | None = None
+    learned: int | None = None  # rows the version's served network learned from (None: cannot tell)
 
 
 def _atomic_target(path: Path) -> Path:
@@ -526,6 +550,7 @@ def score_file(
     tmp_rej = _atomic_target(rej_path) if rej_path else None
     kept = pd.DataFrame()  # features of the rows that may get reasons (bounded: see _keep)
     total = accepted = rejected = warned = recommended = position = 0
+    learned: int | None = 0
     profile = monitoring.new_profile(bundle)
     sums = monitoring.EstimateSums(profile.reference.calibration() if profile is not None else None)
     try:
@@ -536,6 +561,7 @@ def score_file(
             for line, chunk in iter_chunks(source, chunksize):
                 report, inputs, lines, probs = _scored_chunk(bundle, chunk, line)
                 first_time = _profile_chunk(bundle, profile, report, probs)
+                learned = _add_learned(learned, bundle, report)
                 sums.add(probs, probs >= threshold, first_time, frame_names(report.accepted))
                 blank = np.full(len(probs), "", object)
                 frame = _results(
@@ -568,8 +594,9 @@ def score_file(
                 tmp.unlink()
     check = monitoring.check_bundle_profile(bundle, profile) if profile is not None else None
     summary = FileScoreSummary(
-        total, accepted, rejected, warned, bundle.variant, bundle.version, recommended, check, sums.result()
-    )
+        total, accepted, rejected, warned, bundle.variant, bundle.version, recommended, check, sums.result(),
+        learned,
+    )  # fmt: skip
     return summary, rej_path
 
 

@@ -104,7 +104,7 @@ def _bundle(args: argparse.Namespace):
 def cmd_score(args: argparse.Namespace) -> int:
     import tempfile
 
-    from core.batch import check_recordable, score_file
+    from core.batch import check_recordable, learned_notice, score_file
     from core.explain import FieldExplainer
     from core.registry import live_version
 
@@ -132,6 +132,8 @@ def cmd_score(args: argparse.Namespace) -> int:
                 "Rejected rows were not written; pass --rejects FILE to get them with reasons.",
                 file=sys.stderr,
             )
+        if notice := learned_notice(summary.learned, summary.version):
+            print(notice, file=sys.stderr)
         if args.record:
             live = bundle.version == live_version(_models_dir(args))
             print(_record_file(args, bundle, summary, user, live, rejects_path.read_bytes()))
@@ -184,7 +186,7 @@ def _write_json(path: str, data: dict) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Data checks of a file against the model's training data, and the accuracy estimate."""
-    from core.batch import estimate_of, score_upload
+    from core.batch import estimate_of, learned_notice, score_upload
     from core.decisions import Rule
     from core.monitoring import ASSUMPTION
 
@@ -203,10 +205,13 @@ def cmd_check(args: argparse.Namespace) -> int:
         **batch.check.to_dict(),
         "threshold": threshold,
         "estimate": {**est.to_dict(), "assumption": ASSUMPTION},
+        "trained_on_rows": batch.learned,  # rows the served network learned from (null: cannot tell)
     }
     _write_json(args.json, out)
     print(batch.check.summary(), file=sys.stderr)
     print(est.sentence(), file=sys.stderr)
+    if notice := learned_notice(batch.learned, batch.version):
+        print(notice, file=sys.stderr)
     return 0
 
 

@@ -235,12 +235,18 @@ class Bundle:
     def learned_from(self, rows: pd.DataFrame) -> np.ndarray | None:
         """Whether the served network learned from each validated row (the same application fields
         as a row it trained on); None for versions saved before their training rows were kept."""
-        if "trained_rows.parquet" not in self.digests:
+        if self._trained_rows is None:
             return None
         from core.datasets import row_fingerprints
 
-        trained = self._signed_parquet("trained_rows.parquet")["fingerprint"].to_numpy(dtype=np.int64)
-        return np.isin(row_fingerprints(rows), trained)
+        return np.isin(row_fingerprints(rows), self._trained_rows)
+
+    @cached_property
+    def _trained_rows(self) -> np.ndarray | None:
+        """The fingerprints of the rows the served network learned from (read once), or None."""
+        if "trained_rows.parquet" not in self.digests:
+            return None
+        return np.sort(self._signed_parquet("trained_rows.parquet")["fingerprint"].to_numpy(dtype=np.int64))
 
     def is_seen(self, df: pd.DataFrame) -> np.ndarray:
         """Whether each row's organisation appeared in training (False when NAME is absent)."""

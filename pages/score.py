@@ -199,6 +199,8 @@ if dups.identical_rows:
         f"Identical rows: {dups.identical_rows:,} rows repeat an earlier row exactly "
         f"(first lines: {', '.join(map(str, dups.identical_lines))})."
     )
+if learned := batches.learned_notice(scored.learned, scored.version):
+    st.warning(safe_text(learned))
 if seen_before.any():
     st.warning(
         f"{int(seen_before.sum()):,} applicants have an EIN that appears in a batch recorded in the last "

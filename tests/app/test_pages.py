@@ -451,6 +451,28 @@ def test_duplicates_are_reported_with_their_lines(app: AppTest) -> None:
     assert "Identical rows: 1 rows repeat an earlier row exactly (first lines: 22)." in warnings
 
 
+def test_rows_the_live_model_trained_on_are_flagged(app: AppTest, home) -> None:
+    from core.datasets import SYNTHETIC_ROWS, evaluation_mask
+
+    history = generate(SYNTHETIC_ROWS, random_state=0)  # the demo history the test models trained on
+    trained = history.loc[~evaluation_mask(history)].head(60)
+    rows = pd.concat([trained, history.loc[evaluation_mask(history)].head(20)]).drop(
+        columns=["IS_SUCCESSFUL"]
+    )
+    live = registry.load_bundle(home / "models", registry.live_version(home / "models"))
+    assert live.card.final_fit is not None  # refitted: it learned from every non-evaluation row
+    expected = 60
+    upload(app, "history-rows.csv", rows.to_csv(index=False).encode())
+    warnings = [shown(w.value) for w in app.warning]
+    assert (
+        f"{expected} of these rows are rows model version {live.version} learned from in training (every "
+        "application field the same as a training row). Its chances for them are not forecasts: it has "
+        "seen their outcomes. The accuracy estimate and any comparison with outcomes flatter it on them."
+    ) in warnings
+    upload(app, "fresh.csv", sample_applicants(30, random_state=8).to_csv(index=False).encode())
+    assert not [w for w in app.warning if "learned from in training" in shown(w.value)]
+
+
 def test_ein_recorded_in_the_last_year_is_flagged(app: AppTest) -> None:
     first = sample_applicants(20, random_state=7)
     upload(app, "first.csv", first.to_csv(index=False).encode())

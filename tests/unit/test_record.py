@@ -234,6 +234,36 @@ def test_compare_and_evaluate_on_a_file_leave_out_the_rows_a_served_network_trai
     )
 
 
+def test_scoring_rows_a_version_trained_on_says_so(models_dir, tmp_path, capsys) -> None:
+    from core.batch import learned_notice
+    from core.datasets import SYNTHETIC_ROWS
+
+    tuned = bundle_of(models_dir, "tuned")
+    history = generate(SYNTHETIC_ROWS, random_state=0)  # what the test versions trained on
+    trained = history.loc[~evaluation_mask(history)].head(250).drop(columns=["IS_SUCCESSFUL"])
+    unseen = history.loc[evaluation_mask(history)].head(50).drop(columns=["IS_SUCCESSFUL"])
+    mixed = pd.concat([trained, unseen], ignore_index=True)
+    assert batch.score_upload(tuned, csv_bytes(mixed), "mixed.csv").learned == 250
+    fresh = generate(80, random_state=41, with_target=False)
+    assert batch.score_upload(tuned, csv_bytes(fresh), "fresh.csv").learned == 0
+    assert learned_notice(0, tuned.version) is None
+    notice = learned_notice(250, tuned.version)
+    assert notice.startswith(
+        f"250 of these rows are rows model version {tuned.version} learned from in training"
+    )
+
+    src, out = tmp_path / "mixed.csv", tmp_path / "check.json"
+    mixed.to_csv(src, index=False)
+    capsys.readouterr()
+    args = ["check", "--input", str(src), "--version", tuned.version, "--models-dir", str(models_dir)]
+    assert main([*args, "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["trained_on_rows"] == 250
+    assert capsys.readouterr().err.endswith(notice + "\n")
+    args = ["score", "--input", str(src), "--output", str(tmp_path / "s.csv"), "--version", tuned.version]
+    assert main([*args, "--models-dir", str(models_dir)]) == 0
+    assert notice in capsys.readouterr().err
+
+
 def test_a_version_saved_before_it_kept_its_training_rows_says_it_cannot_tell(models_dir) -> None:
     import dataclasses
 
