@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
 from core.errors import FileError
 from core.reading import read_table
@@ -128,6 +127,8 @@ def evaluation_words(rows: int, total: int) -> str:
 
 def fixed_splits(frame: pd.DataFrame, seed: int = 0, val_size: float = 0.2) -> Splits:
     """Test = the fixed evaluation rows; the rest split (stratified, seeded) into train and validation."""
+    from sklearn.model_selection import train_test_split  # training only: serving never imports sklearn
+
     y = frame[TARGET].to_numpy()
     test = np.flatnonzero(evaluation_mask(frame))
     rest = np.flatnonzero(~evaluation_mask(frame))
@@ -144,6 +145,8 @@ def split_rows(
     groups: np.ndarray | None = None,
 ) -> Splits:
     """Stratified random splits, or (with ``groups``) no group on two sides of the test cut."""
+    from sklearn.model_selection import GroupShuffleSplit, train_test_split
+
     idx = np.arange(len(y))
     if groups is None:
         rest, test = train_test_split(idx, test_size=test_size, random_state=seed, stratify=y)
