@@ -234,6 +234,7 @@ def rounds(args: argparse.Namespace, home: Path, seed: int) -> dict:
         "round rows": len(held),
         "first-time share": round(float(first.mean()), 3),
         "within-organisation correlation": batch.calibration.within_organisation,
+        "segment gaps": _segment_gaps(bundle, p, y, first),
     }
     for calibrated in (True, False):
         name = "calibrated (this round)" if calibrated else "uncalibrated, rows independent (before)"
@@ -252,6 +253,27 @@ def rounds(args: argparse.Namespace, home: Path, seed: int) -> dict:
 
 
 CALIBRATED, PLAIN = "calibrated (this round)", "uncalibrated, rows independent (before)"
+
+
+def _gap(p: np.ndarray, y: np.ndarray, threshold: float) -> float:
+    """Realized accuracy minus the accuracy the raw chances promise, threshold decision."""
+    rec = p >= threshold
+    return float(((rec.astype(int) == y) - np.where(rec, p, 1 - p)).mean())
+
+
+def _segment_gaps(bundle, p: np.ndarray, y: np.ndarray, first: np.ndarray) -> dict:
+    """Per segment, how far the served network misjudges its own accuracy on its evaluation rows
+    and on the round: across rounds, their covariance is the spread of the network's true miss."""
+    test = bundle.test_predictions()
+    tp, ty = test["success_probability"].to_numpy(), test[TARGET].astype(int).to_numpy()
+    tfirst = ~test["seen_organisation"].to_numpy(dtype=bool)
+    return {
+        seg: {
+            "evaluation": _gap(tp[tmask], ty[tmask], bundle.threshold),
+            "round": _gap(p[mask], y[mask], bundle.threshold),
+        }
+        for seg, mask, tmask in (("repeat", ~first, ~tfirst), ("first", first, tfirst))
+    }
 
 
 def _seeds(text: str) -> list[int]:
@@ -295,6 +317,14 @@ def rounds_summary(results: list[dict]) -> dict:
             "varied batches covered": f"{sum(covered)}/{12 * len(results)}",
             "rounds with at least 11 of 12 covered": f"{sum(c >= 11 for c in covered)}/{len(results)}",
         }
+    if len(results) > 2:  # the network's own miss per segment: cov(evaluation gap, round gap)
+        out["networks' miss of their own accuracy, SD across rounds (pt)"] = {
+            seg: round(100 * float(np.sqrt(max(np.cov(
+                [r["segment gaps"][seg]["evaluation"] for r in results],
+                [r["segment gaps"][seg]["round"] for r in results],
+            )[0, 1], 0.0))), 2)
+            for seg in ("repeat", "first")
+        }  # fmt: skip
     return out
 
 
