@@ -318,8 +318,8 @@ def unseen_given_rows(
     kept = rows.loc[~learned].reset_index(drop=True)
     if kept[TARGET].nunique() < 2:
         raise BadRequest(
-            f"The {len(kept):,} rows of {source} that {never} have one outcome only; comparing needs both "
-            "(IS_SUCCESSFUL 0 and 1)."
+            f"The {len(kept):,} rows of {source} that {never} have one outcome only; accuracy and "
+            "ROC AUC need both (IS_SUCCESSFUL 0 and 1)."
         )
     on = f"the {len(kept):,} valid labelled rows of {source} that {never}"
     if left_out:
