@@ -817,10 +817,12 @@ def resolve_review(
     if not reason:
         raise BadRequest("A review resolution needs a reason.")
     now = datetime.now(UTC)
+    with get_engine(url).connect() as conn:
+        batch_id = _item(conn, item_id)["batch_id"]  # an item's batch never changes
     with get_engine(url).begin() as conn:
-        item = _item(conn, item_id)
-        # a write first: the batch's write lock, so the row's current decision cannot change under us
-        conn.execute(batches.update().where(batches.c.id == item["batch_id"]).values(id=batches.c.id))
+        # the first statement is a write: the batch's write lock (as in add_override), so the row's
+        # current decision cannot change under us and SQLite never has to upgrade a read lock
+        conn.execute(batches.update().where(batches.c.id == batch_id).values(id=batches.c.id))
         item = _item(conn, item_id)
         if item["status"] == "resolved":
             raise BadRequest(f"Review item {item_id} is already resolved ({item['decision']}).")

@@ -447,6 +447,32 @@ def test_people_overriding_one_row_at_once_record_one_override(db_url: str) -> N
     assert stored[["row", "decision"]].values.tolist() == [[2, 0]]
 
 
+RESOLVER = """
+import sys, time
+from core import storage
+from core.errors import BadRequest
+url, item, start = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+time.sleep(max(0.0, start - time.time()))
+try:  # line 2 was recommended: everyone declines it through the review item at the same moment
+    changed = storage.resolve_review(item, "decline", "seen twice", "racer", url, recommended=True)
+    print("overridden" if changed else "kept")
+except BadRequest as err:
+    print("refused", "already resolved" in str(err))
+"""
+
+
+def test_people_resolving_one_review_item_at_once_resolve_it_once(db_url: str) -> None:
+    batch_id = record(db_url, results=b"source_line,recommended\n2,1\n3,0\n")
+    assert storage.add_review_items(batch_id, [(2, "near the line")], db_url) == 1
+    item = int(storage.list_review_items(batch_id, db_url)["id"].iloc[0])
+    storage.reset_engines()
+    said = [out.strip() for out in race(RESOLVER, db_url, str(item))]
+    storage.reset_engines()
+    assert sorted(said) == ["overridden"] + ["refused True"] * 4
+    assert storage.list_overrides(batch_id, db_url)[["row", "decision"]].values.tolist() == [[2, 0]]
+    assert storage.review_counts(db_url) == {batch_id: (0, 1)}
+
+
 def test_a_record_with_duplicates_from_before_once_is_migrated_without_losing_any(db_url: str) -> None:
     first = record(db_url, sha="cd" * 32)
     later = storage.get_batch(first, db_url).created_at + datetime.timedelta(seconds=1)
