@@ -286,14 +286,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     rows, on = None, None
     if args.input:
         from core.reading import read_table
-        from core.schema import TARGET, validate
+        from core.schema import validate
 
         path = _input(args)
         report = validate(read_table(path.read_bytes()), need_target=True)
         if report.n_accepted == 0:
             raise UserError(f"{path.name} has no valid rows with IS_SUCCESSFUL 0 or 1")
-        if report.accepted[TARGET].nunique() < 2:
-            raise UserError(f"{path.name} needs both outcomes (IS_SUCCESSFUL 0 and 1) to compare on")
         rows, on, _ = unseen_given_rows([a, b], report.accepted.reset_index(drop=True), path.name)
         on += f"; {report.n_rejected:,} rows of the file were rejected"
     result = compare_versions(a, b, rows, on)
@@ -404,8 +402,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     report = validate(read_table(args.input), need_target=True)
     if report.n_accepted == 0:
         raise UserError("no valid rows with IS_SUCCESSFUL to evaluate on")
-    if report.accepted[TARGET].nunique() < 2:
-        raise UserError("evaluating needs both outcomes (IS_SUCCESSFUL 0 and 1) among the valid rows")
     source = Path(args.input).name
     rows, on, left_out = unseen_given_rows([bundle], report.accepted.reset_index(drop=True), source)
     probs = bundle.predict_proba(rows.drop(columns=[TARGET]))

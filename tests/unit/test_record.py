@@ -232,6 +232,19 @@ def test_compare_and_evaluate_on_a_file_leave_out_the_rows_a_served_network_trai
     assert "is a row one of the versions learned from: a figure on them would flatter it" in (
         capsys.readouterr().err
     )
+    # unseen rows with one outcome only: refused by the same rule for compare and evaluate
+    one = tmp_path / "one.csv"
+    fresh = generate(200, random_state=43)
+    fresh.loc[fresh["IS_SUCCESSFUL"] == 1].to_csv(one, index=False)
+    assert main(["compare", tuned.version, l2.version, "--input", str(one), "--models-dir",
+                 str(models_dir), "--json", str(out)]) == 2  # fmt: skip
+    assert "that neither version's served network trained on have one outcome only" in capsys.readouterr().err
+    assert (
+        main(["evaluate", "--input", str(one), "--version", l2.version, "--models-dir", str(models_dir)]) == 2
+    )
+    assert "that the version's served network never trained on have one outcome only" in (
+        capsys.readouterr().err
+    )
 
 
 def test_scoring_rows_a_version_trained_on_says_so(models_dir, tmp_path, capsys) -> None:
